@@ -1,0 +1,119 @@
+"""The registry of known backbones: name -> Hub id, family, pre-training data, PT or PT+FT.
+
+The seven backbones of Sarkar & Magimai-Doss (ICASSP 2025) are listed under short names. Any Hub id
+or local folder whose `config.json` belongs to a supported family is accepted too (see `resolve_backbone`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+# transformers `model_type` values whose hidden states we know how to pool.
+SUPPORTED_FAMILIES = ("hubert", "wav2vec2", "wavlm")
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """One known backbone.
+
+    Args:
+        name: short name used on the command line (`hubert`, `aves-bio`, ...).
+        hub_id: where the weights live (a Hub id, or None when not on the Hub).
+        family: transformers `model_type` (`hubert`, `wav2vec2`, `wavlm`) or `handcrafted`.
+        pretraining: the data the backbone was pre-trained (and fine-tuned) on.
+        training: `PT` (self-supervised only), `PT+FT` (then fine-tuned for ASR) or `none`.
+        paper_label: the name used in the paper's table, for reports.
+        how_to_get: what a user does to obtain the weights when they are not a plain Hub id.
+    """
+
+    name: str
+    hub_id: str | None
+    family: str
+    pretraining: str
+    training: str
+    paper_label: str
+    how_to_get: str = ""
+
+
+PAPER_BACKBONES: tuple[BackboneSpec, ...] = (
+    BackboneSpec(
+        "aves-bio",
+        None,
+        "hubert",
+        "FSD50K + AudioSet + bioacoustic sounds (animal)",
+        "PT",
+        "AVES-bio",
+        "download aves-base-bio.torchaudio.pt and its model_config.json from the earthspecies AVES "
+        "release, then run `hf-bio convert-aves CHECKPOINT CONFIG_JSON OUT_DIR` and pass OUT_DIR",
+    ),
+    BackboneSpec("hubert", "facebook/hubert-base-ls960", "hubert", "LibriSpeech 960 h (speech)", "PT", "HuBERT"),
+    BackboneSpec("wavlm", "microsoft/wavlm-base", "wavlm", "LibriSpeech 960 h (speech)", "PT", "WavLM"),
+    BackboneSpec("wav2vec2", "facebook/wav2vec2-base", "wav2vec2", "LibriSpeech 960 h (speech)", "PT", "W2V2"),
+    BackboneSpec(
+        "wavlm-100h",
+        "patrickvonplaten/wavlm-libri-clean-100h-base",
+        "wavlm",
+        "LibriSpeech 960 h, ASR fine-tuned on 100 h",
+        "PT+FT",
+        "WavLM-100h",
+    ),
+    BackboneSpec(
+        "wav2vec2-100h",
+        "facebook/wav2vec2-base-100h",
+        "wav2vec2",
+        "LibriSpeech 960 h, ASR fine-tuned on 100 h",
+        "PT+FT",
+        "W2V2-100h",
+    ),
+    BackboneSpec(
+        "wav2vec2-960h",
+        "facebook/wav2vec2-base-960h",
+        "wav2vec2",
+        "LibriSpeech 960 h, ASR fine-tuned on 960 h",
+        "PT+FT",
+        "W2V2-960h",
+    ),
+)
+
+BACKBONES: dict[str, BackboneSpec] = {spec.name: spec for spec in PAPER_BACKBONES}
+
+
+def paper_backbone_names() -> list[str]:
+    """The seven backbones compared in the paper, in the paper's table order."""
+    return [spec.name for spec in PAPER_BACKBONES]
+
+
+def resolve_backbone(name_or_path: str) -> BackboneSpec:
+    """Find the spec for a registry name, a local backbone folder or a Hub id.
+
+    A local folder is read (its `config.json` names the family); a Hub id that is not in the registry is
+    accepted as is and its family checked once the config is loaded.
+
+    Raises:
+        ValueError: the folder has no `config.json`, or its `model_type` is not a supported family.
+    """
+    if name_or_path in BACKBONES:
+        return BACKBONES[name_or_path]
+    for spec in BACKBONES.values():
+        if spec.hub_id == name_or_path:
+            return spec
+    path = Path(name_or_path)
+    if path.exists():
+        config_file = path / "config.json"
+        if not config_file.is_file():
+            raise ValueError(f"backbone folder {path} has no config.json; point at a transformers model folder")
+        model_type = json.loads(config_file.read_text()).get("model_type")
+        if model_type not in SUPPORTED_FAMILIES:
+            raise ValueError(
+                f"{config_file}: model_type {model_type!r} is not a supported backbone family "
+                f"(supported: {', '.join(SUPPORTED_FAMILIES)})"
+            )
+        return BackboneSpec(path.name, str(path), model_type, "see the folder's config", "unknown", path.name)
+    if "/" in name_or_path:
+        return BackboneSpec(name_or_path, name_or_path, "unknown", "see the Hub model card", "unknown", name_or_path)
+    raise ValueError(
+        f"unknown backbone {name_or_path!r}: use one of {', '.join(BACKBONES)}, a Hub id (owner/name) "
+        "or a local model folder"
+    )
