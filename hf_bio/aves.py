@@ -183,8 +183,17 @@ def load_torchaudio_state_dict(path: str | Path) -> dict[str, Any]:
         raise ValueError(f"{path} holds fairseq parameter names, which hf-bio does not convert; {_DOWNLOAD_HINT}")
     not_tensors = sorted(key for key, value in checkpoint.items() if not isinstance(value, torch.Tensor))
     if not_tensors:
-        raise ValueError(f"{path}: expected a flat state dict of tensors; these entries are not tensors: {not_tensors}")
+        raise ValueError(
+            f"{path}: expected a flat state dict of tensors; these entries are not tensors: {_some(not_tensors)}"
+        )
     return checkpoint
+
+
+def _some(names: list[str], limit: int = 12) -> str:
+    """A readable list of key names: all of them when few, else the first `limit` and a count."""
+    if len(names) <= limit:
+        return str(names)
+    return f"{names[:limit]} and {len(names) - limit} more"
 
 
 def _target_name(source: str, weight_norm_target: dict[str, str]) -> str:
@@ -232,8 +241,8 @@ def convert_state_dict(state_dict: dict[str, Any], hubert_config):
     if unexpected or missing:
         raise ValueError(
             "the checkpoint does not match its config: "
-            f"checkpoint tensors with no place in HubertModel: {unexpected}; "
-            f"HubertModel parameters the checkpoint lacks: {missing}. "
+            f"checkpoint tensors with no place in HubertModel: {_some(unexpected)}; "
+            f"HubertModel parameters the checkpoint lacks: {_some(missing)}. "
             "Check that CONFIG_JSON is the config published with this CHECKPOINT"
         )
     bad_shapes = [
@@ -242,7 +251,7 @@ def convert_state_dict(state_dict: dict[str, Any], hubert_config):
         if mapped[name].shape != target[name].shape
     ]
     if bad_shapes:
-        raise ValueError(f"the checkpoint does not match its config, shapes differ: {bad_shapes}")
+        raise ValueError(f"the checkpoint does not match its config, shapes differ: {_some(bad_shapes)}")
     model.load_state_dict({name: t.to(target[name].dtype) for name, t in mapped.items()}, strict=True, assign=True)
     left_on_meta = [name for name, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
     if left_on_meta:  # a buffer outside the state dict would have no value; never save such a model
@@ -287,6 +296,8 @@ def convert_aves(
     from transformers import Wav2Vec2FeatureExtractor
 
     checkpoint, config_json, output_dir = Path(checkpoint), Path(config_json), Path(output_dir)
+    if output_dir.exists() and not output_dir.is_dir():
+        raise ValueError(f"{output_dir} exists and is not a folder; choose another OUT_DIR")
     if output_dir.exists() and any(output_dir.iterdir()) and not overwrite:
         raise ValueError(f"{output_dir} exists and is not empty; choose another OUT_DIR or pass --overwrite")
     config = read_torchaudio_config(config_json)

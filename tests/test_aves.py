@@ -207,7 +207,14 @@ def test_leftover_and_missing_tensors_are_named(tmp_path):
     checkpoint, config_json = _write(tmp_path, ta_model, {**TINY_CONFIG, "encoder_num_layers": 3})
     with pytest.raises(ValueError, match=r"lacks: \['encoder.layers.2"):
         convert_aves(checkpoint, config_json, tmp_path / "c")
-    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists() and not (tmp_path / "c").exists()
+    checkpoint, config_json = _write(tmp_path, ta_model, {**TINY_CONFIG, "encoder_ff_interm_features": 48})
+    with pytest.raises(ValueError, match=r"shapes differ: \['encoder.layers.0.feed_forward.intermediate_dense.bias: "):
+        convert_aves(checkpoint, config_json, tmp_path / "d")
+    assert not any((tmp_path / name).exists() for name in "abcd")
+    # A state dict nested inside another dict is not what torchaudio publishes.
+    checkpoint, _ = _write(tmp_path, ta_model, TINY_CONFIG, state_dict={"state_dict": state, "epoch": 3})
+    with pytest.raises(ValueError, match=r"not tensors: \['epoch', 'state_dict'\]"):
+        load_torchaudio_state_dict(checkpoint)
 
 
 def test_bad_configs_are_refused(tmp_path):
