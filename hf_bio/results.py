@@ -143,8 +143,8 @@ def write_results(rows: list[ResultRow], out_dir: str | os.PathLike) -> dict[str
             {k: json.dumps(v, sort_keys=True) if k == "versions" else ("" if v is None else v) for k, v in record.items()}
         )
     paths = {"json": out / RESULTS_JSON, "csv": out / RESULTS_CSV}
-    _atomic_write(paths["json"], json_text)
-    _atomic_write(paths["csv"], buffer.getvalue())
+    atomic_write_text(paths["json"], json_text)
+    atomic_write_text(paths["csv"], buffer.getvalue())
     return paths
 
 
@@ -202,7 +202,7 @@ def _parse_csv_record(record: dict[str, str], path: Path, index: int) -> dict[st
     return out
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def atomic_write_text(path: Path, text: str) -> None:
     """Write to a temporary file in the same folder, then rename over `path` (atomic on POSIX)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
