@@ -447,9 +447,10 @@ def best_models(rows: Sequence[ResultRow]) -> dict[str, tuple[str, int | str]]:
     return {dataset: (backbone, layer) for dataset, (backbone, layer, _) in best.items()}
 
 
-def _p_text(p: float) -> str:
+def _p_text(p: float, n_resamples: int) -> str:
     # With R resamples the smallest reachable p is 1/(R+1): print it as a bound, not as a measured value.
-    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+    floor = 1.0 / (n_resamples + 1)
+    return f"< {1.0 / n_resamples:.2g}" if p <= floor + 1e-12 else f"{p:.3f}"
 
 
 def _safe_name(text: str) -> str:
@@ -527,7 +528,7 @@ def write_report(
             significance_lines.append(
                 f"| {DATASET_LABELS.get(c.dataset, c.dataset)} | {_md_escape(c.model_a)} | {_md_escape(c.model_b)} "
                 f"| {_pct(score_a)} | {_pct(score_b)} | {100 * (score_b - score_a):+.{DECIMALS}f} "
-                f"| {_p_text(p_boot)} | {_p_text(p_perm)} |"
+                f"| {_p_text(p_boot, n_resamples)} | {_p_text(p_perm, n_resamples)} |"
             )
 
     report = _report_markdown(rows, markdown_table, figure_lines, confusion_lines, significance_lines,
