@@ -435,6 +435,41 @@ class Comparison:
     predictions_b: Sequence[int] | np.ndarray
 
 
+def confusion_input_from_run(run_dir: str | os.PathLike, layer: int | str, seed: int | None = None,
+                             model: str | None = None) -> ConfusionInput:
+    """A `ConfusionInput` from a training run folder (contract 5): the test predictions of one layer.
+
+    `seed` picks the seed when the run has several (default: the first); class names come from
+    `results.json`'s `dataset.label_names`.
+    """
+    import json
+
+    from hf_bio.results import load_run_predictions
+
+    run_dir = Path(run_dir)
+    run = json.loads((run_dir / "results.json").read_text())
+    arrays = load_run_predictions(run_dir)
+    predictions = arrays["test_predictions"]
+    predictions = predictions[None] if predictions.ndim == 2 else predictions
+    layers = list(dict.fromkeys(entry["layer"] for entry in run["layers"]))
+    seeds = run.get("seeds") or list(dict.fromkeys(entry["seed"] for entry in run["layers"]))
+    seeds = [seeds] if isinstance(seeds, int) else list(seeds)
+    if layer not in layers:
+        raise ValueError(f"{run_dir}: layer {layer!r} was not trained; trained layers: {layers}")
+    if seed is not None and seed not in seeds:
+        raise ValueError(f"{run_dir}: seed {seed} was not run; seeds: {seeds}")
+    seed_index = 0 if seed is None else seeds.index(seed)
+    name = run["backbone"].get("name") or run["backbone"].get("hub_id")
+    layer_text = f"layer {layer}" if isinstance(layer, int) else str(layer)
+    return ConfusionInput(
+        dataset=run["dataset"]["name"],
+        model=model or f"{name}, {layer_text}",
+        labels=arrays["test_labels"],
+        predictions=predictions[seed_index, layers.index(layer)],
+        class_names=run["dataset"]["label_names"],
+    )
+
+
 def best_models(rows: Sequence[ResultRow]) -> dict[str, tuple[str, int | str]]:
     """Per dataset, the (backbone, layer) with the best mean validation UAR: whose confusion matrix to draw."""
     chosen = best_layers(rows)

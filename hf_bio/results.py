@@ -213,3 +213,117 @@ def atomic_write_text(path: Path, text: str) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+# ---------------------------------------------------------------------------------------------------------
+# From a training run folder (BRIEF contract 5) to rows
+
+
+def load_run_predictions(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """Read `RUN_DIR/predictions.safetensors` as numpy arrays.
+
+    Keys (contract 5): `test_labels` [N], `test_predictions` [L, N] (argmax per trained layer, in the order
+    of the layers in `results.json`), `val_labels`, `val_predictions`. A leading seed axis [S, L, N] is
+    accepted too, seeds in the order of `results.json`'s `seeds`.
+    """
+    from safetensors.numpy import load_file
+
+    path = Path(run_dir) / "predictions.safetensors"
+    if not path.is_file():
+        raise ValueError(f"{path} does not exist; train the run first (it writes the per-clip predictions)")
+    arrays = load_file(str(path))
+    for key in ("test_labels", "test_predictions"):
+        if key not in arrays:
+            raise ValueError(f"{path} has no tensor {key!r} (found {sorted(arrays)}); re-run training to rewrite it")
+    return arrays
+
+
+def rows_from_run(
+    run_dir: str | os.PathLike,
+    training: str | None = None,
+    backbone_label: str | None = None,
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+) -> list[ResultRow]:
+    """Turn a training run folder (`results.json` + `predictions.safetensors`) into result rows.
+
+    `training` and `backbone_label` default to the backbone registry's (`PT`/`PT+FT`, paper label); give
+    them for other backbones (e.g. `training="random"` for tiny random ones). When the per-clip
+    predictions are there, each row gets a bootstrap interval of its test UAR (seeded by the row's seed).
+    """
+    from hf_bio.stats import bootstrap_ci
+
+    run_dir = Path(run_dir)
+    path = run_dir / RESULTS_JSON
+    if not path.is_file():
+        raise ValueError(f"no {RESULTS_JSON} in run folder {run_dir}; train it first")
+    run = json.loads(path.read_text())
+    for key in ("dataset", "backbone", "layers"):
+        if key not in run:
+            raise ValueError(f"{path}: missing key {key!r} (contract: dataset, backbone, layers, seeds, versions)")
+    backbone = run["backbone"]
+    name = backbone.get("name") or backbone.get("hub_id")
+    if training is None or backbone_label is None:
+        from hf_bio.backbones import BACKBONES
+
+        spec = BACKBONES.get(name)
+        if spec is None:
+            raise ValueError(
+                f"{path}: backbone {name!r} is not in the registry; pass training= and backbone_label= for it"
+            )
+        if training is None:
+            # The registry says PT / PT+FT for pretrained models; its other entries are baselines or random.
+            training = spec.training if spec.training in TRAINING_TYPES else (
+                "baseline" if spec.family == "handcrafted" else "random" if "random" in spec.name else None)
+            if training is None:
+                raise ValueError(f"{path}: cannot tell the training type of {name!r} ({spec.training}); pass training=")
+        backbone_label = backbone_label or spec.paper_label
+
+    predictions = None
+    if (run_dir / "predictions.safetensors").is_file():
+        arrays = load_run_predictions(run_dir)
+        labels = arrays["test_labels"]
+        predictions = arrays["test_predictions"]
+        if predictions.ndim == 2:
+            predictions = predictions[None]
+    layer_order = list(dict.fromkeys(entry["layer"] for entry in run["layers"]))
+    seeds = run.get("seeds") or list(dict.fromkeys(entry["seed"] for entry in run["layers"]))
+    seeds = [seeds] if isinstance(seeds, int) else list(seeds)
+    if predictions is not None and (predictions.ndim != 3 or predictions.shape[:2] != (len(seeds), len(layer_order))):
+        raise ValueError(
+            f"{run_dir}/predictions.safetensors: test_predictions has shape {tuple(predictions.shape)} but "
+            f"results.json lists {len(seeds)} seed(s) and {len(layer_order)} layer(s): expected "
+            f"[{len(layer_order)}, N] for one seed or [{len(seeds)}, {len(layer_order)}, N]"
+        )
+
+    rows = []
+    for i, entry in enumerate(run["layers"]):
+        where = f"{path} layers[{i}]"
+        missing = {"layer", "seed", "val_uar", "test_uar", "val_accuracy", "test_accuracy"} - set(entry)
+        if missing:
+            raise ValueError(f"{where}: missing {sorted(missing)}")
+        ci_low = ci_high = None
+        if predictions is not None:
+            layer_preds = predictions[seeds.index(entry["seed"]), layer_order.index(entry["layer"])]
+            ci_low, ci_high = bootstrap_ci(labels, layer_preds, n_resamples=n_resamples, confidence=confidence,
+                                           seed=int(entry["seed"]))
+        row = {
+            "dataset": run["dataset"]["name"],
+            "backbone": name,
+            "backbone_label": backbone_label,
+            "training": training,
+            "layer": entry["layer"],
+            "seed": int(entry["seed"]),
+            "val_uar": entry["val_uar"],
+            "test_uar": entry["test_uar"],
+            "val_accuracy": entry["val_accuracy"],
+            "test_accuracy": entry["test_accuracy"],
+            "test_uar_ci_low": ci_low,
+            "test_uar_ci_high": ci_high,
+            "split": str(run["dataset"].get("split_method", "")),
+            "backbone_id": backbone.get("hub_id") or "",
+            "revision": backbone.get("revision"),
+            "versions": run.get("versions", {}),
+        }
+        rows.append(ResultRow.from_dict(row, where))
+    return rows

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,13 +14,15 @@ from hf_bio.report import (
     best_layer_table,
     best_layers,
     best_models,
+    confusion_input_from_run,
     plot_confusion_matrix,
     plot_layerwise,
     to_latex,
     to_markdown,
     write_report,
 )
-from hf_bio.results import ResultRow, package_versions, read_results, write_results
+from hf_bio.results import ResultRow, package_versions, read_results, rows_from_run, write_results
+from hf_bio.stats import bootstrap_ci
 
 
 def _row(dataset, backbone, layer, seed=0, val=0.5, test=0.5, label=None, training="PT", **extra) -> ResultRow:
@@ -248,3 +251,58 @@ def test_write_report_writes_every_file(tmp_path):
     assert "mean of all 13 pooled hidden states" in report and "concatenated" in report
     assert "| IMV | HuBERT | AVES-bio | 100.00 | 74.44 | -25.56 | < 0.005 | < 0.005 |" in report
     assert "| Fusion | Fusion (mean13) | 60.00 ± 0.00 (mean13) |" in report
+
+
+def _run_dir(tmp_path: Path, seeds=(0,)) -> Path:
+    """A training run folder as contract 5 describes it: results.json + predictions.safetensors."""
+    from safetensors.numpy import save_file
+
+    run = tmp_path / "run"
+    run.mkdir()
+    labels = np.arange(60) % 3
+    n_layers = 3
+    # layer l gets clips wrong every (l + 2)-th clip; seed s shifts which ones
+    preds = np.stack([np.stack([np.where((np.arange(60) + s) % (layer + 2) == 0, (labels + 1) % 3, labels)
+                                for layer in range(n_layers)]) for s in seeds])
+    layers = [{"layer": layer, "seed": s, "val_uar": 0.5, "test_uar": 0.6, "val_accuracy": 0.5,
+               "test_accuracy": 0.6, "best_epoch": 3} for s in seeds for layer in range(n_layers)]
+    (run / "results.json").write_text(json.dumps({
+        "dataset": {"name": "imv", "fingerprint": "f", "split_method": "random-70-20-10-seed42",
+                    "label_names": ["Phee", "Trill", "Twitter"]},
+        "backbone": {"name": "hubert", "hub_id": "facebook/hubert-base-ls960", "revision": "r1"},
+        "recipe": {}, "seeds": list(seeds), "layers": layers, "best_layer": 1, "test_uar": 0.6,
+        "versions": {"torch": "2.9.1"},
+    }))
+    save_file({"test_labels": labels, "test_predictions": preds[0] if len(seeds) == 1 else preds,
+               "val_labels": labels, "val_predictions": preds[0] if len(seeds) == 1 else preds},
+              str(run / "predictions.safetensors"))
+    return run
+
+
+@pytest.mark.parametrize("seeds", [(0,), (0, 1)])
+def test_rows_from_run_folder(tmp_path, seeds):
+    run = _run_dir(tmp_path, seeds)
+    rows = rows_from_run(run, n_resamples=200)
+    assert len(rows) == 3 * len(seeds)
+    row = rows[-1]
+    assert (row.dataset, row.backbone, row.backbone_label, row.training) == ("imv", "hubert", "HuBERT", "PT")
+    assert (row.backbone_id, row.revision, row.split) == ("facebook/hubert-base-ls960", "r1", "random-70-20-10-seed42")
+    labels = np.arange(60) % 3
+    expected = np.where((np.arange(60) + seeds[-1]) % 4 == 0, (labels + 1) % 3, labels)
+    assert (row.test_uar_ci_low, row.test_uar_ci_high) == bootstrap_ci(labels, expected, n_resamples=200,
+                                                                       seed=seeds[-1])
+    cm_input = confusion_input_from_run(run, layer=2, seed=seeds[-1])
+    assert list(cm_input.predictions) == list(expected) and cm_input.class_names == ["Phee", "Trill", "Twitter"]
+    with pytest.raises(ValueError, match="layer 7 was not trained"):
+        confusion_input_from_run(run, layer=7)
+
+
+def test_rows_from_run_needs_training_for_unknown_backbones(tmp_path):
+    run = _run_dir(tmp_path)
+    data = json.loads((run / "results.json").read_text())
+    data["backbone"]["name"] = "my-model"
+    (run / "results.json").write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="'my-model' is not in the registry; pass training="):
+        rows_from_run(run)
+    rows = rows_from_run(run, training="random", backbone_label="my model (random)", n_resamples=50)
+    assert {r.training for r in rows} == {"random"}

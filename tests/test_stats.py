@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import doctest
 import time
 
 import numpy as np
 import pytest
 from sklearn.metrics import balanced_accuracy_score
 
-from hf_bio.stats import accuracy, bootstrap_ci, mean_std, paired_bootstrap_test, permutation_test, uar
+import hf_bio.stats
+from hf_bio.stats import (
+    accuracy,
+    bootstrap_ci,
+    mean_std,
+    paired_bootstrap_test,
+    permutation_test,
+    uar,
+    uar_macro,
+)
 
 
 def _noisy(labels: np.ndarray, correct: float, n_classes: int, seed: int) -> np.ndarray:
@@ -133,3 +143,19 @@ def test_bad_input_is_named():
         bootstrap_ci([0, 1], [0, 1], confidence=95)
     with pytest.raises(ValueError, match="unknown metric"):
         bootstrap_ci([0, 1], [0, 1], metric="f1")
+
+
+def test_uar_macro_counts_predicted_only_classes():
+    # classes 0, 1 true; class 2 only predicted: balanced = (1/2 + 1) / 2, macro = (1/2 + 1 + 0) / 3
+    labels, predictions = [0, 0, 1, 1], [0, 2, 1, 1]
+    assert uar(labels, predictions) == pytest.approx(0.75)
+    assert uar_macro(labels, predictions) == pytest.approx(0.5)
+    rng = np.random.default_rng(9)
+    y, p = rng.integers(0, 5, 300), rng.integers(0, 7, 300)
+    assert bootstrap_ci(y, p, metric="uar_macro", n_resamples=100) == pytest.approx(
+        bootstrap_ci(y, p, metric=uar_macro, n_resamples=100)
+    )
+
+
+def test_docstring_examples():
+    assert doctest.testmod(hf_bio.stats).failed == 0
