@@ -662,3 +662,28 @@ def _runs_summary(rows: list[ResultRow]) -> str:
     elif len(unique_versions) > 1:
         text += f"\n**Warning**: the rows come from {len(unique_versions)} different package-version sets; see results.json.\n"
     return text
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m hf_bio.report RESULTS [--out DIR]`: rebuild the tables, figures and report.md from rows."""
+    import argparse
+
+    from hf_bio.results import read_results
+
+    parser = argparse.ArgumentParser(prog="python -m hf_bio.report", description=main.__doc__)
+    parser.add_argument("results", help="results.json, results.csv, or the benchmark folder holding them")
+    parser.add_argument("--out", help="output folder (default: beside the results file)")
+    parser.add_argument("--metric", default="test_uar", choices=sorted(_METRIC_LABELS), help="y axis of the layer-wise figures")
+    args = parser.parse_args(argv)
+    rows = read_results(args.results)
+    results_path = Path(args.results)
+    out = Path(args.out) if args.out else (results_path if results_path.is_dir() else results_path.parent)
+    paths = write_report(rows, out, metric=args.metric)
+    print(to_markdown(best_layer_table(rows)))
+    for name in sorted(paths):
+        print(paths[name])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -15,6 +15,7 @@ from hf_bio.report import (
     best_layers,
     best_models,
     confusion_input_from_run,
+    main,
     plot_confusion_matrix,
     plot_layerwise,
     to_latex,
@@ -306,3 +307,15 @@ def test_rows_from_run_needs_training_for_unknown_backbones(tmp_path):
         rows_from_run(run)
     rows = rows_from_run(run, training="random", backbone_label="my model (random)", n_resamples=50)
     assert {r.training for r in rows} == {"random"}
+
+
+def test_command_line_rebuilds_the_report(tmp_path, capsys):
+    rows = _layer_rows("imv", "tiny-random-hubert", [(0.4, 0.4), (0.5, 0.45), (0.45, 0.5)], training="random",
+                       label="HuBERT (random)") + _layer_rows("imv", "handcrafted", [(0.6, 0.55)],
+                                                              training="baseline", label="MFCC")
+    write_results(rows, tmp_path)
+    assert main([str(tmp_path / "results.csv"), "--out", str(tmp_path / "out")]) == 0
+    printed = capsys.readouterr().out
+    assert "| Baseline | MFCC | **55.00** (L0) |" in printed and "| Random | HuBERT (random) | <u>45.00</u> (L1) |" in printed
+    assert (tmp_path / "out" / "figures" / "layerwise_all_imv.pdf").stat().st_size > 0
+    assert (tmp_path / "out" / "report.md").is_file()
