@@ -296,7 +296,8 @@ def plot_layerwise(
     """UAR against layer, one line per backbone, with a ±std band over seeds; writes STEM.png and STEM.pdf.
 
     The layer each backbone would be reported with (best mean validation UAR) is ringed. Only rows with an
-    integer layer are drawn (fusion rows have no layer axis).
+    integer layer are drawn (fusion rows have no layer axis); a backbone with a single layer (a handcrafted
+    baseline) is drawn as a dotted horizontal line.
 
     Args:
         rows: result rows (any datasets and backbones; the ones asked for are picked out).
@@ -332,6 +333,11 @@ def plot_layerwise(
         means = 100 * np.array([m for m, _ in stats])
         stds = 100 * np.array([s for _, s in stats])
         color = colors[i % len(colors)]
+        if len(layers) == 1:  # a single-vector baseline (e.g. handcrafted features): a reference line
+            ax.axhline(means[0], linestyle=":", linewidth=1.5, color=color, label=own[0].backbone_label)
+            if any(r.seed != own[0].seed for r in own):
+                ax.axhspan(means[0] - stds[0], means[0] + stds[0], color=color, alpha=0.12, linewidth=0)
+            continue
         style = "-" if i < len(colors) else "--"
         ax.plot(layers, means, style, marker="o", markersize=3.5, color=color, label=own[0].backbone_label)
         if any(r.seed != own[0].seed for r in own):
