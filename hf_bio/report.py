@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from hf_bio.backbones import paper_backbone_names
-from hf_bio.results import TRAINING_TYPES, ResultRow, atomic_write_text
+from hf_bio.results import TRAINING_TYPES, ResultRow, atomic_write_text, check_unique
 from hf_bio.stats import mean_std, paired_bootstrap_test, permutation_test, uar
 
 # The paper's column order; other datasets follow, sorted by name.
@@ -109,6 +109,7 @@ def best_layer_table(rows: Sequence[ResultRow]) -> Table:
     rows = list(rows)
     if not rows:
         raise ValueError("best_layer_table: no result rows; run the benchmark first")
+    check_unique(rows)
     models: dict[str, ModelRow] = {}
     for row in rows:
         model = models.setdefault(row.backbone, ModelRow(row.backbone, row.backbone_label, row.training))

@@ -125,11 +125,26 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+def check_unique(rows: list[ResultRow]) -> None:
+    """Raise if two rows share (dataset, backbone, layer, seed): means over seeds would silently mix runs."""
+    seen: dict[tuple, int] = {}
+    for i, row in enumerate(rows):
+        key = (row.dataset, row.backbone, row.layer, row.seed)
+        if key in seen:
+            raise ValueError(
+                f"rows {seen[key]} and {i} are both dataset={row.dataset!r} backbone={row.backbone!r} "
+                f"layer={row.layer!r} seed={row.seed}: results from different runs or settings are mixed; "
+                "keep one row per (dataset, backbone, layer, seed)"
+            )
+        seen[key] = i
+
+
 def write_results(rows: list[ResultRow], out_dir: str | os.PathLike) -> dict[str, Path]:
     """Write `results.json` and `results.csv` into `out_dir` atomically; returns {"json": path, "csv": path}."""
     for i, row in enumerate(rows):
         if not isinstance(row, ResultRow):
             raise ValueError(f"write_results: rows[{i}] is a {type(row).__name__}; build ResultRow objects")
+    check_unique(rows)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     records = [row.to_dict() for row in rows]

@@ -180,11 +180,17 @@ def test_latex_escapes_labels():
     assert tex.startswith("\\begin{table}") and "\\toprule" in tex and tex.rstrip().endswith("\\end{table}")
 
 
-def test_inconsistent_backbone_label_is_an_error():
+def test_inconsistent_or_duplicate_rows_are_errors(tmp_path):
     with pytest.raises(ValueError, match="one backbone needs one backbone_label"):
         best_layer_table([_row("imv", "hubert", 0, label="HuBERT"), _row("imv", "hubert", 1, label="Hubert")])
     with pytest.raises(ValueError, match="no result rows"):
         best_layer_table([])
+    twice = [_row("imv", "hubert", 3, seed=1, test=0.5), _row("imv", "hubert", 3, seed=1, test=0.6)]
+    with pytest.raises(ValueError, match="rows 0 and 1 are both dataset='imv' backbone='hubert' layer=3 seed=1"):
+        best_layer_table(twice)
+    with pytest.raises(ValueError, match="different runs or settings are mixed"):
+        write_results(twice, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
 
 
 # ---------------------------------------------------------------------------------------------------------
