@@ -149,9 +149,9 @@ def _rank_columns(table: Table) -> None:
     """
     for dataset in table.datasets:
         column = [cell for (_, d), cell in table.cells.items() if d == dataset]
-        shown = sorted({round(100 * cell.mean, DECIMALS) for cell in column}, reverse=True)
+        shown = sorted({float(_pct(cell.mean)) for cell in column}, reverse=True)
         for cell in column:
-            value = round(100 * cell.mean, DECIMALS)
+            value = float(_pct(cell.mean))
             cell.rank = 1 if value == shown[0] else 2 if len(shown) > 1 and value == shown[1] else None
 
 
@@ -159,7 +159,7 @@ def _pct(value: float) -> str:
     return f"{100 * value:.{DECIMALS}f}"
 
 
-def _cell_parts(cell: Cell, show_std: bool, show_ci: bool, show_layer: bool) -> tuple[str, list[str]]:
+def _cell_parts(cell: Cell, show_std: bool, show_ci: bool, show_layer: bool) -> tuple[str, list[tuple[str, str]]]:
     """The main number, and the extras printed after it (± std, [CI], layer)."""
     extras = []
     if show_std and cell.n_seeds > 1:
