@@ -213,6 +213,7 @@ class BioClassifierModel(BioClassifierPreTrainedModel):
         if isinstance(self.backbone, HandcraftedExtractor):
             return self.backbone(values)
         attention_mask = (torch.arange(values.shape[1], device=values.device)[None] < lengths[:, None]).long()
+        values = values.to(self.backbone.dtype)  # a half-precision backbone takes half-precision audio
         with self._masked_first_norm(lengths):
             outputs = self.backbone(values, attention_mask=attention_mask, output_hidden_states=True, return_dict=True)
         return outputs.hidden_states
@@ -281,6 +282,7 @@ class BioClassifierModel(BioClassifierPreTrainedModel):
 
     def classify_pooled(self, pooled: torch.Tensor) -> torch.Tensor:
         """Logits from (unstandardised) pooled hidden states, e.g. read back from a feature cache."""
+        pooled = pooled.to(self.feature_mean.dtype)
         standardized = (pooled - self.feature_mean) / self.feature_std
         return self.head(self.select_layers(standardized))
 
