@@ -14,6 +14,7 @@ except ImportError:  # pragma: no cover - transformers 4.x
     from transformers import PretrainedConfig as PreTrainedConfig
 
 BACKBONE_FAMILIES = ("hubert", "wav2vec2", "wavlm", "handcrafted")
+_BACKBONE_BOOKKEEPING = ("architectures", "transformers_version", "_name_or_path", "auto_map")
 POOLINGS = ("mean_std", "mean")
 
 # The handcrafted baseline's extractor settings (25 ms windows, 10 ms hop at 16 kHz).
@@ -78,6 +79,8 @@ class BioClassifierConfig(PreTrainedConfig):
             )
         if backbone_config["model_type"] == "handcrafted":
             backbone_config = {**HANDCRAFTED_DEFAULTS, **backbone_config}
+        # Bookkeeping of the checkpoint the backbone came from, not architecture: keep config.json stable.
+        backbone_config = {k: v for k, v in backbone_config.items() if k not in _BACKBONE_BOOKKEEPING}
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
         head_hidden_sizes = list(head_hidden_sizes)

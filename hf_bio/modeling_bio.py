@@ -55,6 +55,21 @@ class MaskedGroupNorm(nn.GroupNorm):
         return out
 
 
+def _masked_mean_and_m2(hidden_states: tuple[torch.Tensor, ...], frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per clip and hidden state, the mean and sum of squared deviations over the first `frames` frames.
+
+    Returns two [batch, num_hidden_states, hidden] float32 tensors; padded frames never enter either.
+    """
+    valid = (torch.arange(hidden_states[0].shape[1], device=frames.device)[None] < frames[:, None])[:, :, None]
+    means, m2s = [], []
+    for hidden in hidden_states:  # one layer at a time: never a second copy of all layers
+        hidden = hidden.float()
+        mean = torch.where(valid, hidden, 0.0).sum(dim=1) / frames.clamp_min(1)[:, None]
+        means.append(mean)
+        m2s.append(torch.where(valid, hidden - mean[:, None], 0.0).pow(2).sum(dim=1))
+    return torch.stack(means, dim=1), torch.stack(m2s, dim=1)
+
+
 class BioHead(nn.Module):
     """The paper's probe: [Linear, LayerNorm, ReLU] per hidden size, then a Linear to the classes.
 
@@ -113,8 +128,6 @@ class BioClassifierModel(BioClassifierPreTrainedModel):
             self.backbone = HandcraftedExtractor(backbone_config, config.sampling_rate)
         else:
             model_type = backbone_config.pop("model_type")
-            for key in ("architectures", "transformers_version", "_name_or_path", "auto_map"):
-                backbone_config.pop(key, None)
             self.backbone = AutoModel.from_config(AutoConfig.for_model(model_type, **backbone_config))
             first_conv = self.backbone.feature_extractor.conv_layers[0]
             if isinstance(getattr(first_conv, "layer_norm", None), nn.GroupNorm):
@@ -234,27 +247,23 @@ class BioClassifierModel(BioClassifierPreTrainedModel):
         """
         self.backbone.eval()
         device = self.feature_mean.device
-        clips = [[w.to(device) for w in self._windows(c)] for c in self._valid_clips(input_values, attention_mask, sampling_rate)]
+        clips = [self._windows(c.to(device)) for c in self._valid_clips(input_values, attention_mask, sampling_rate)]
         shape = (len(clips), self.num_hidden_states, self.config.backbone_hidden_size)
-        count = torch.zeros(len(clips), 1, 1, dtype=torch.float64, device=device)
-        mean = torch.zeros(shape, dtype=torch.float64, device=device)
-        m2 = torch.zeros(shape, dtype=torch.float64, device=device)
+        count = torch.zeros(len(clips), 1, 1, device=device)
+        mean, m2 = torch.zeros(shape, device=device), torch.zeros(shape, device=device)
         # Round r runs the r-th window of every clip that has one, as one padded batch.
         for r in range(max(len(windows) for windows in clips)):
             rows = [i for i, windows in enumerate(clips) if len(windows) > r]
             segments = [clips[i][r] for i in rows]
             lengths = torch.tensor([len(s) for s in segments], device=device)
-            values = nn.utils.rnn.pad_sequence(segments, batch_first=True)
-            hidden = torch.stack(self._hidden_states(values, lengths), dim=1).float()  # [b, L, T, H]
             frames = self._frame_lengths(lengths)
-            valid = (torch.arange(hidden.shape[2], device=device)[None] < frames[:, None])[:, None, :, None]
-            n = frames.double()[:, None, None]
-            seg_mean = (torch.where(valid, hidden, 0.0).sum(dim=2) / frames.clamp_min(1)[:, None, None]).double()
-            seg_m2 = torch.where(valid, hidden - seg_mean.float()[:, :, None], 0.0).pow(2).sum(dim=2).double()
-            # Chan et al.'s parallel update: exact mean/variance over all frames seen so far.
+            hidden_states = self._hidden_states(nn.utils.rnn.pad_sequence(segments, batch_first=True), lengths)
+            seg_mean, seg_m2 = _masked_mean_and_m2(hidden_states, frames)
+            # Chan et al.'s parallel update: exact mean and variance over all frames seen so far.
+            n = frames.float()[:, None, None]
             total = count[rows] + n
+            weight = n / total.clamp_min(1)
             delta = seg_mean - mean[rows]
-            weight = torch.where(total > 0, n / total.clamp_min(1), torch.zeros_like(total))
             mean[rows] += delta * weight
             m2[rows] += seg_m2 + delta.pow(2) * count[rows] * weight
             count[rows] = total
@@ -265,9 +274,9 @@ class BioClassifierModel(BioClassifierPreTrainedModel):
                 "raise config.min_input_samples"
             )
         if self.config.pooling == "mean":
-            return mean.float()
+            return mean
         std = (m2 / count).sqrt()  # population std: a one-frame clip gives 0, not NaN
-        return torch.cat([mean, std], dim=-1).float()
+        return torch.cat([mean, std], dim=-1)
 
     # ----- head ------------------------------------------------------------------------------------
     def select_layers(self, standardized: torch.Tensor) -> torch.Tensor:

@@ -197,3 +197,13 @@ def test_bad_input_gets_a_clear_error(hubert: BioClassifierModel) -> None:
         hubert(values, attention_mask=mask.flip(-1))
     with pytest.raises(ValueError, match="backbone_config"):
         BioClassifierConfig(backbone_config={"model_type": "bert"})
+
+
+def test_handcrafted_features_hear_pitch() -> None:
+    """A reference point must mean something: a low and a high tone peak in low and high mel bands."""
+    model = BioClassifierModel.from_backbone("handcrafted", id2label=["low", "high"])
+    t = torch.arange(8000) / 16000
+    tones = torch.stack([torch.sin(2 * torch.pi * 500 * t), torch.sin(2 * torch.pi * 4000 * t)])
+    mean_log_mel = model.pooled_hidden_states(tones)[:, 0, :64]
+    low_band, high_band = mean_log_mel.argmax(dim=-1).tolist()
+    assert low_band < 20 < 40 < high_band
