@@ -16,6 +16,7 @@ import math
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,10 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 
 from .configuration_bio import BioClassifierConfig
 from .handcrafted import HandcraftedExtractor
+
+# `MaskedGroupNorm.valid_frames` is set around one backbone call; threads sharing a model (a Space serving
+# requests) take turns. Module-level, so models stay picklable and deep-copyable.
+_MASKED_NORM_LOCK = threading.Lock()
 
 
 class MaskedGroupNorm(nn.GroupNorm):
@@ -215,11 +220,12 @@ class BioClassifierModel(BioClassifierPreTrainedModel):
             yield
             return
         kernel, stride = first_conv.conv.kernel_size[0], first_conv.conv.stride[0]
-        norm.valid_frames = torch.div(lengths - kernel, stride, rounding_mode="floor") + 1
-        try:
-            yield
-        finally:
-            norm.valid_frames = None
+        with _MASKED_NORM_LOCK:
+            norm.valid_frames = torch.div(lengths - kernel, stride, rounding_mode="floor") + 1
+            try:
+                yield
+            finally:
+                norm.valid_frames = None
 
     def _hidden_states(self, values: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """All hidden states [batch, frames, hidden] of right-padded clips of `lengths` samples."""
