@@ -2,7 +2,7 @@
 
 Read top to bottom: input checks and preprocessing (peak normalisation, repeat padding), the backbone run in
 windows with a masked first group norm (so padding never changes a clip's features), pooling by running
-sums, standardisation with the training split's statistics, layer selection, the head.
+statistics, standardisation with the training split's statistics, layer selection, the head.
 
 This file, `configuration_bio.py` and `handcrafted.py` travel to the Hub as remote code: they import each
 other relatively and nothing else from hf_bio.
