@@ -24,6 +24,28 @@ def _cmd_backbones(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_dry_run_dir(dry_run: str | None) -> None:
+    """push_folder replaces the dry-run folder: allow that only for a new, empty or earlier dry-run folder."""
+    from pathlib import Path
+
+    if dry_run is None or not Path(dry_run).exists():
+        return
+    folder = Path(dry_run)
+    if not folder.is_dir():
+        raise ValueError(f"--dry-run {folder}: exists and is not a folder")
+    if not any(folder.iterdir()):
+        return
+    from huggingface_hub import metadata_load
+
+    readme = folder / "README.md"
+    tags = (metadata_load(readme) or {}).get("tags") or [] if readme.is_file() else []
+    if "hf-bio" not in tags or (folder / ".git").exists():
+        raise ValueError(
+            f"--dry-run {folder}: not empty and not an earlier hf-bio dry run; it would be replaced, "
+            f"so name a new or empty folder"
+        )
+
+
 def _push_staged(stage, repo_id: str, repo_type: str, args: argparse.Namespace, **push_kwargs) -> int:
     """Stage the upload folder in a temporary place, then upload it (or copy it for --dry-run)."""
     import tempfile
@@ -33,6 +55,7 @@ def _push_staged(stage, repo_id: str, repo_type: str, args: argparse.Namespace, 
 
     with tempfile.TemporaryDirectory(prefix="hf-bio-push-") as tmp:
         try:
+            _check_dry_run_dir(args.dry_run)
             staged = stage(Path(tmp) / "staged")
             files = sorted(p.relative_to(staged).as_posix() for p in staged.rglob("*") if p.is_file())
             where = push_folder(

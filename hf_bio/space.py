@@ -24,7 +24,7 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -123,9 +123,23 @@ def load_classifier(name_or_path: str) -> LoadedClassifier:
         return _CACHE[key]
 
 
+def _register_hf_bio_model() -> None:
+    """Import hf_bio's model module when this hf_bio has one, so that its classes are known to the Auto
+    classes even for a model folder saved without its code files (`auto_map`)."""
+    import importlib
+    import importlib.util
+
+    try:
+        if importlib.util.find_spec("hf_bio.modeling_bio") is not None:
+            importlib.import_module("hf_bio.modeling_bio")
+    except ImportError:
+        pass  # a partial copy of hf_bio (e.g. in a Space): remote code is the way then
+
+
 def _load_uncached(name_or_path: str, local: Path) -> LoadedClassifier:
     from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
 
+    _register_hf_bio_model()
     if local.exists() and not (local / "config.json").is_file():
         raise ModelLoadError(f"{local}: not a model folder (no config.json)")
     source = str(local) if local.exists() else name_or_path
@@ -228,18 +242,23 @@ def spectrogram_image(samples: np.ndarray, sampling_rate: int) -> np.ndarray:
     return np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
 
+class RecordingResult(NamedTuple):
+    """What the app shows for one recording."""
+
+    labels: dict[str, float]  # every label with its probability (gr.Label shows the top k)
+    spectrogram: np.ndarray  # RGB uint8 image
+    windows: list[list[Any]]  # rows of WINDOW_TABLE_HEADERS
+    notes: list[str]  # things the person should know (shown as warnings), not errors
+
+
 def classify_recording(
     audio_path: str | None,
     model_name: str | None,
     *,
     max_seconds: float = DEFAULT_MAX_SECONDS,
     window_seconds: float = DEFAULT_WINDOW_SECONDS,
-) -> tuple[dict[str, float], np.ndarray, list[list[Any]]]:
-    """Everything the app shows for one recording; bad input raises `ValueError` with a message for people.
-
-    Returns:
-        ({label: probability} for every label, spectrogram RGB image, rows of the window table).
-    """
+) -> RecordingResult:
+    """Everything the app shows for one recording; bad input raises `ValueError` with a message for people."""
     if not audio_path:
         raise ValueError("No audio: upload a recording (WAV, MP3, FLAC or OGG) or record one, then press Classify.")
     if not model_name:
@@ -250,7 +269,7 @@ def classify_recording(
         raise ValueError(str(error)) from error
     shown_name = Path(audio_path).name
     try:
-        samples, _original_rate = load_mono(audio_path, target_rate=classifier.sampling_rate)
+        samples, original_rate = load_mono(audio_path, target_rate=classifier.sampling_rate)
     except AudioDecodeError as error:
         reason = str(error).replace(str(audio_path), shown_name)
         raise ValueError(
@@ -272,7 +291,17 @@ def classify_recording(
         [round(start, 3), round(end, 3), classifier.id2label[int(p.argmax())], round(float(p.max()), 4)]
         for start, end, p in windows
     ]
-    return labels, spectrogram_image(samples, classifier.sampling_rate), rows
+    notes = []
+    if original_rate < classifier.sampling_rate:
+        notes.append(
+            f"{shown_name} was recorded at {original_rate} Hz, below the model's {classifier.sampling_rate} Hz: "
+            f"it has nothing above {original_rate // 2} Hz, so the model hears less than in training."
+        )
+    if len(rows) > 1:
+        notes.append(
+            f"Long recording: {len(rows)} windows of about {window_seconds:g} s; the top labels average them."
+        )
+    return RecordingResult(labels, spectrogram_image(samples, classifier.sampling_rate), rows, notes)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -296,14 +325,12 @@ def build_demo(
 
     def classify(audio_path: str | None, model_name: str | None):
         try:
-            labels, image, rows = classify_recording(
-                audio_path, model_name, max_seconds=limit, window_seconds=window_seconds
-            )
+            result = classify_recording(audio_path, model_name, max_seconds=limit, window_seconds=window_seconds)
         except ValueError as error:
             raise gr.Error(str(error)) from error
-        if len(rows) > 1:
-            gr.Info(f"Long recording: {len(rows)} windows of {window_seconds:g} s; the top labels average them.")
-        return labels, image, rows
+        for note in result.notes:
+            gr.Warning(note)
+        return result.labels, result.spectrogram, result.windows
 
     with gr.Blocks(title="hf_bio: what does the model hear?") as demo:
         gr.Markdown(

@@ -87,6 +87,18 @@ def test_push_model_refuses_a_run_without_model_or_with_missing_code(run_dir: Pa
     assert "no exported model" in capsys.readouterr().err
 
 
+def test_dry_run_replaces_only_an_earlier_dry_run(run_dir: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "dry"
+    assert main(["push-model", str(run_dir), "someone/tiny-imv", "--dry-run", str(out)]) == 0
+    assert main(["push-model", str(run_dir), "someone/tiny-imv", "--dry-run", str(out)]) == 0  # re-run: fine
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "README.md").write_text("# my own project\n")
+    assert main(["push-model", str(run_dir), "someone/tiny-imv", "--dry-run", str(precious)]) == 2
+    assert "not an earlier hf-bio dry run" in capsys.readouterr().err
+    assert (precious / "README.md").read_text() == "# my own project\n"
+
+
 def test_push_space_dry_run_ships_app_hf_bio_code_and_a_local_model(tiny_model: Path, tmp_path: Path) -> None:
     out = tmp_path / "dry"
     assert main(["push-space", str(SPACE_DIR), "someone/demo", "--dry-run", str(out), "--model", str(tiny_model)]) == 0
