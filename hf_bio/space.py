@@ -37,6 +37,8 @@ ENV_MAX_SECONDS = "HF_BIO_SPACE_MAX_SECONDS"
 SPACE_CONFIG_NAME = "hf_bio_space.json"
 DEFAULT_MAX_SECONDS = 60.0
 DEFAULT_WINDOW_SECONDS = 2.0
+# Refused by Gradio before any decoding: a minute of 48 kHz stereo float WAV is ~23 MB.
+MAX_FILE_SIZE = "100mb"
 # Shorter than this, a base SSL model's convolutional front end (400-sample receptive field at 16 kHz)
 # has nothing to look at.
 MIN_SECONDS = 0.05
@@ -346,7 +348,9 @@ def build_demo(
                 audio = gr.Audio(
                     sources=["upload", "microphone"], type="filepath", label="Animal call", elem_id="audio-in"
                 )
-                model = gr.Dropdown(choices=choices, value=choices[0], label="Model", elem_id="model")
+                model = gr.Dropdown(
+                    choices=[(_display_name(c), c) for c in choices], value=choices[0], label="Model", elem_id="model"
+                )
                 button = gr.Button("Classify", variant="primary", elem_id="classify")
                 if examples:
                     gr.Examples(examples=[[e] for e in examples], inputs=[audio], label="Examples (CC0)")
@@ -362,6 +366,17 @@ def build_demo(
                 )
         button.click(classify, inputs=[audio, model], outputs=[labels, image, table], api_name="classify")
     return demo
+
+
+def _display_name(model: str) -> str:
+    """A local folder below the working directory is shown relative to it (`model`, not `/home/user/app/model`)."""
+    path = Path(model)
+    if path.is_absolute() and path.is_dir():
+        try:
+            return str(path.relative_to(Path.cwd()))
+        except ValueError:
+            return model
+    return model
 
 
 def launch(
@@ -380,6 +395,7 @@ def launch(
         server_port=port,
         prevent_thread_lock=prevent_thread_lock,
         show_error=True,
+        max_file_size=MAX_FILE_SIZE,
         # Server-side rendering starts a Node process; the plain client-side page needs nothing else.
         ssr_mode=False,
     )

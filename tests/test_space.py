@@ -7,6 +7,7 @@ from `shared/data/cc0_animal_sounds/` (MP3, 44.1/48 kHz, mono and stereo).
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from pathlib import Path
@@ -235,3 +236,27 @@ def test_browser_uploads_a_call_and_sees_labels(served_app: str, recordings: Pat
     assert any(name in label_text for name in LABELS), label_text
     assert "%" in label_text  # confidences are shown
     assert screenshot.stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_staged_space_app_builds_from_its_own_folder(tiny_model: Path, tmp_path: Path) -> None:
+    """The uploaded Space folder alone (app.py + its copy of hf_bio) builds the app with its default model."""
+    import subprocess
+    import sys
+
+    from hf_bio.space import stage_space_folder
+
+    staged = stage_space_folder(REPO_ROOT / "spaces" / "hf-bio-demo", tmp_path / "space", model=str(tiny_model))
+    script = (
+        "import app, hf_bio.space as s; "
+        "print(s.__file__); print(s.resolve_models(config_dir=app.HERE)[0]); print(len(app.EXAMPLES))"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_BIO_")}
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=staged, capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    module_file, default_model, examples = done.stdout.strip().splitlines()[-3:]
+    assert Path(module_file) == staged / "hf_bio" / "space.py"
+    assert Path(default_model) == staged / "model"
+    assert int(examples) == 2

@@ -7,7 +7,7 @@ Locally, `hf-bio space --model DIR` serves the same app.
 
 from pathlib import Path
 
-from hf_bio.space import build_demo
+from hf_bio.space import MAX_FILE_SIZE, build_demo
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES = sorted(str(p) for p in (HERE / "examples").glob("*.mp3"))
@@ -15,4 +15,4 @@ EXAMPLES = sorted(str(p) for p in (HERE / "examples").glob("*.mp3"))
 demo = build_demo(config_dir=HERE, examples=EXAMPLES)
 
 if __name__ == "__main__":
-    demo.launch(ssr_mode=False)
+    demo.launch(ssr_mode=False, max_file_size=MAX_FILE_SIZE)
