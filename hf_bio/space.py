@@ -250,7 +250,8 @@ class RecordingResult(NamedTuple):
     labels: dict[str, float]  # every label with its probability (gr.Label shows the top k)
     spectrogram: np.ndarray  # RGB uint8 image
     windows: list[list[Any]]  # rows of WINDOW_TABLE_HEADERS
-    notes: list[str]  # things the person should know (shown as warnings), not errors
+    warnings: list[str]  # what may make the labels less reliable (gr.Warning)
+    infos: list[str]  # how the recording was handled (gr.Info)
 
 
 def classify_recording(
@@ -293,17 +294,17 @@ def classify_recording(
         [round(start, 3), round(end, 3), classifier.id2label[int(p.argmax())], round(float(p.max()), 4)]
         for start, end, p in windows
     ]
-    notes = []
+    warnings, infos = [], []
     if original_rate < classifier.sampling_rate:
-        notes.append(
+        warnings.append(
             f"{shown_name} was recorded at {original_rate} Hz, below the model's {classifier.sampling_rate} Hz: "
             f"it has nothing above {original_rate // 2} Hz, so the model hears less than in training."
         )
     if len(rows) > 1:
-        notes.append(
+        infos.append(
             f"Long recording: {len(rows)} windows of about {window_seconds:g} s; the top labels average them."
         )
-    return RecordingResult(labels, spectrogram_image(samples, classifier.sampling_rate), rows, notes)
+    return RecordingResult(labels, spectrogram_image(samples, classifier.sampling_rate), rows, warnings, infos)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -330,8 +331,10 @@ def build_demo(
             result = classify_recording(audio_path, model_name, max_seconds=limit, window_seconds=window_seconds)
         except ValueError as error:
             raise gr.Error(str(error)) from error
-        for note in result.notes:
-            gr.Warning(note)
+        for message in result.warnings:
+            gr.Warning(message)
+        for message in result.infos:
+            gr.Info(message)
         return result.labels, result.spectrogram, result.windows
 
     with gr.Blocks(title="hf_bio: what does the model hear?") as demo:

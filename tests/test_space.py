@@ -97,18 +97,20 @@ def test_classify_recording_any_format_rate_and_channels(tiny_model: Path, tmp_p
     stereo = rng.standard_normal((22_050 * 3, 2)).astype(np.float32) * 0.1  # 3 s, stereo, 22.05 kHz
     for name in ("call.ogg", "call.flac", "call.wav"):
         sf.write(tmp_path / name, stereo, 22_050)
-        labels, image, rows, notes = classify_recording(str(tmp_path / name), str(tiny_model), window_seconds=2.0)
+        labels, image, rows, warnings, infos = classify_recording(
+            str(tmp_path / name), str(tiny_model), window_seconds=2.0
+        )
         assert set(labels) == set(LABELS)
         assert sum(labels.values()) == pytest.approx(1.0, abs=1e-5)
         assert image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8
         assert [row[:2] for row in rows] == [[0.0, 2.0], [2.0, 3.0]]  # a 1 s tail is half a window: its own
         assert rows[0][2] in LABELS and 0 < rows[0][3] <= 1
-        assert not any("below the model" in n for n in notes)  # 22.05 kHz is above 16 kHz: nothing lost
-        assert any("2 windows" in n for n in notes)
+        assert warnings == []  # 22.05 kHz is above 16 kHz: nothing lost
+        assert infos == ["Long recording: 2 windows of about 2 s; the top labels average them."]
     sf.write(tmp_path / "low.wav", stereo[:8000], 8_000)  # 1 s at 8 kHz: upsampled, and said so
-    labels, image, rows, notes = classify_recording(str(tmp_path / "low.wav"), str(tiny_model))
-    assert sum(labels.values()) == pytest.approx(1.0, abs=1e-5) and len(rows) == 1
-    assert notes == [
+    labels, image, rows, warnings, infos = classify_recording(str(tmp_path / "low.wav"), str(tiny_model))
+    assert sum(labels.values()) == pytest.approx(1.0, abs=1e-5) and len(rows) == 1 and infos == []
+    assert warnings == [
         "low.wav was recorded at 8000 Hz, below the model's 16000 Hz: it has nothing above 4000 Hz, "
         "so the model hears less than in training."
     ]
