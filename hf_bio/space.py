@@ -414,12 +414,12 @@ def stage_space_folder(space_dir: str | Path, out_dir: str | Path, model: str | 
 
     The Space folder itself (`app.py`, `README.md`, `requirements.txt`, ...), plus a copy of the hf_bio
     package (it is not on PyPI, and the app imports `hf_bio.space` and `hf_bio.audio`), plus, with
-    `model`, an `hf_bio_space.json` naming the default model: a Hub id as is, or a local model folder
-    copied into `model/`.
+    `model`, an `hf_bio_space.json` naming the default model (replacing any in `space_dir`): a Hub id as
+    is, or a local model folder copied into `model/`.
 
     Raises:
-        ValueError: `space_dir` has no `app.py` or no README with `sdk: gradio`, or `model` is neither a
-            model folder nor a Hub id.
+        ValueError: `space_dir` has no `app.py` or no README with `sdk: gradio`; no `model` and no
+            `hf_bio_space.json` in `space_dir`; `model` is neither a model folder nor a Hub id.
     """
     from huggingface_hub import SpaceCard
 
@@ -432,7 +432,12 @@ def stage_space_folder(space_dir: str | Path, out_dir: str | Path, model: str | 
     out_dir.mkdir(parents=True, exist_ok=True)
     if any(out_dir.iterdir()):
         raise ValueError(f"{out_dir}: staging folder must be empty")
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".*", "flagged", SPACE_CONFIG_NAME)
+    if model is None and not (space_dir / SPACE_CONFIG_NAME).is_file():
+        raise ValueError(
+            f"{space_dir}: the Space needs a default model (it has no {DEFAULT_MODEL}): pass --model "
+            f"REPO_OR_DIR, or put a {SPACE_CONFIG_NAME} with a 'models' list in {space_dir}"
+        )
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".*", "flagged")
     shutil.copytree(space_dir, out_dir, dirs_exist_ok=True, ignore=ignore)
     package = Path(__file__).resolve().parent
     shutil.copytree(package, out_dir / "hf_bio", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -27,8 +28,6 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def run_dir(tmp_path: Path, tiny_model: Path) -> Path:
-    import shutil
-
     run = tmp_path / "run"
     run.mkdir()
     (run / "results.json").write_text(json.dumps(make_results()))
@@ -123,6 +122,16 @@ def test_push_space_with_a_hub_model_names_it_in_the_card(tmp_path: Path) -> Non
     assert json.loads((out / SPACE_CONFIG_NAME).read_text()) == {"models": ["someone/tiny-imv"]}
     assert not (out / "model").exists()
     assert main(["push-space", str(SPACE_DIR), "someone/demo", "--dry-run", str(tmp_path / "d2"), "--model", "no such/thing!"]) == 2
+
+
+def test_push_space_needs_a_default_model(tmp_path: Path, capsys) -> None:
+    assert main(["push-space", str(SPACE_DIR), "someone/demo", "--dry-run", str(tmp_path / "dry")]) == 2
+    assert "needs a default model" in capsys.readouterr().err
+    own = tmp_path / "own-space"
+    shutil.copytree(SPACE_DIR, own)
+    (own / SPACE_CONFIG_NAME).write_text('{"models": ["someone/a", "someone/b"]}')
+    assert main(["push-space", str(own), "someone/demo", "--dry-run", str(tmp_path / "dry")]) == 0
+    assert resolve_models(config_dir=tmp_path / "dry")[:2] == ["someone/a", "someone/b"]
 
 
 def test_token_is_never_printed_nor_written(run_dir: Path, tiny_model: Path, tmp_path: Path, monkeypatch, capsys) -> None:

@@ -8,6 +8,7 @@ from `shared/data/cc0_animal_sounds/` (MP3, 44.1/48 kHz, mono and stereo).
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import time
 from pathlib import Path
@@ -32,7 +33,8 @@ LABELS = ["bark", "meow", "moo"]
 MAX_SECONDS = 7.0  # owl.mp3 (8.5 s) is too long, duck.mp3 (6.0 s) is not
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO_ROOT / "artifacts"
-CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+# Debian's packages `chromium` and `chromium-driver` (scripts/bootstrap.sh --test installs them).
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 
 
 @pytest.fixture(scope="module")
@@ -200,8 +202,8 @@ def test_client_bad_uploads_get_clear_errors(client, tiny_model: Path, recording
 
 @pytest.mark.slow
 def test_browser_uploads_a_call_and_sees_labels(served_app: str, recordings: Path, tmp_path: Path) -> None:
-    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        pytest.skip(f"needs Debian's chromium and chromedriver ({CHROMIUM}, {CHROMEDRIVER}): apt-get install chromium chromium-driver")
+    if not (CHROMIUM and CHROMEDRIVER):
+        pytest.skip("needs chromium and chromedriver on PATH: apt-get install chromium chromium-driver")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
@@ -209,14 +211,14 @@ def test_browser_uploads_a_call_and_sees_labels(served_app: str, recordings: Pat
     from selenium.webdriver.support.ui import WebDriverWait
 
     options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
+    options.binary_location = CHROMIUM
     for flag in (
         "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync",
         "--disable-dev-shm-usage", "--window-size=1280,1100", f"--user-data-dir={tmp_path / 'chromium-profile'}",
     ):
         options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     try:
         wait = WebDriverWait(driver, 60)
         driver.get(served_app)
