@@ -93,8 +93,17 @@ def _cmd_push_space(args: argparse.Namespace) -> int:
 
 
 def _cmd_space(args: argparse.Namespace) -> int:
-    from hf_bio.space import launch
+    from pathlib import Path
 
+    from hf_bio.space import DEFAULT_MODEL, launch, resolve_max_seconds, resolve_models
+
+    try:
+        resolve_max_seconds(args.max_seconds)
+    except ValueError as error:
+        print(f"hf-bio: error: {error}", file=sys.stderr)
+        return 2
+    if resolve_models(args.model)[0] == DEFAULT_MODEL and not Path(DEFAULT_MODEL).is_dir():
+        print(f"hf-bio: note: {DEFAULT_MODEL} does not exist yet: run `make demo`, or pass --model DIR_OR_REPO")
     launch(args.model, host=args.host, port=args.port, max_seconds=args.max_seconds)
     return 0
 

@@ -264,3 +264,10 @@ def test_staged_space_app_builds_from_its_own_folder(tiny_model: Path, tmp_path:
     assert Path(module_file) == staged / "hf_bio" / "space.py"
     assert Path(default_model) == staged / "model"
     assert int(examples) == 2
+
+
+def test_space_command_refuses_a_bad_limit_before_serving(capsys) -> None:
+    from hf_bio.cli import main
+
+    assert main(["space", "--max-seconds", "0"]) == 2
+    assert "max_seconds must be positive" in capsys.readouterr().err
