@@ -69,8 +69,9 @@ def test_dry_run_model_loads_with_pipeline(run_dir: Path, tmp_path: Path) -> Non
 
 def test_push_model_refuses_a_run_without_model_or_with_missing_code(run_dir: Path, tmp_path: Path, capsys) -> None:
     config_path = run_dir / "model" / "config.json"
+    (run_dir / "model" / "modeling_bio.py").unlink(missing_ok=True)  # an export that forgot its code
     config = json.loads(config_path.read_text())
-    config["auto_map"] = {"AutoModelForAudioClassification": "modeling_bio.BioClassifierModel"}
+    config["auto_map"] = {**config.get("auto_map", {}), "AutoModelForAudioClassification": "modeling_bio.BioClassifierModel"}
     config_path.write_text(json.dumps(config))
     assert main(["push-model", str(run_dir), "someone/x", "--dry-run", str(tmp_path / "dry")]) == 2
     assert "modeling_bio.py" in capsys.readouterr().err
