@@ -42,6 +42,7 @@ MAX_FILE_SIZE = "100mb"
 # Shorter than this, a base SSL model's convolutional front end (400-sample receptive field at 16 kHz)
 # has nothing to look at.
 MIN_SECONDS = 0.05
+SILENT_WINDOW = "(silent: not classified)"
 WINDOW_TABLE_HEADERS = ["start (s)", "end (s)", "top label", "probability"]
 _BATCH_SIZE = 8
 
@@ -193,15 +194,16 @@ def window_bounds(num_samples: int, sampling_rate: int, window_seconds: float) -
 
 def predict_windows(
     classifier: LoadedClassifier, samples: np.ndarray, window_seconds: float = DEFAULT_WINDOW_SECONDS
-) -> tuple[np.ndarray, list[tuple[float, float, np.ndarray]]]:
+) -> tuple[np.ndarray, list[tuple[float, float, np.ndarray | None]]]:
     """Class probabilities of the whole recording and of each window.
 
     Windows of the same length are batched; windows are never padded together with longer ones,
-    because zero padding changes a group-norm backbone's features. The recording's probabilities are
-    the windows' probabilities averaged, weighted by window length.
+    because zero padding changes a group-norm backbone's features. A window of digital silence (all
+    zeros) is not classified (peak normalisation of silence gives NaN): its probabilities are None. The
+    recording's probabilities are the other windows' probabilities averaged, weighted by window length.
 
     Returns:
-        (probabilities [num_labels], [(start_s, end_s, probabilities), ...]).
+        (probabilities [num_labels], [(start_s, end_s, probabilities or None), ...]).
     """
     import torch
 
@@ -209,7 +211,8 @@ def predict_windows(
     bounds = window_bounds(len(samples), rate, window_seconds)
     by_length: dict[int, list[int]] = {}
     for index, (start, end) in enumerate(bounds):
-        by_length.setdefault(end - start, []).append(index)
+        if np.any(samples[start:end]):
+            by_length.setdefault(end - start, []).append(index)
     probabilities: list[np.ndarray | None] = [None] * len(bounds)
     with torch.inference_mode():
         for indices in by_length.values():
@@ -220,10 +223,13 @@ def predict_windows(
                 logits = classifier.model(**inputs).logits
                 for i, row in zip(batch, torch.softmax(logits.float(), dim=-1).numpy(), strict=True):
                     probabilities[i] = row
-    lengths = np.array([end - start for start, end in bounds], dtype=np.float64)
-    stacked = np.stack(probabilities)  # type: ignore[arg-type]
+    heard = [i for i, p in enumerate(probabilities) if p is not None]
+    if not heard:  # load_mono rejects an all-silent recording, so some window has sound
+        raise ValueError("every window of the recording is silent")
+    lengths = np.array([bounds[i][1] - bounds[i][0] for i in heard], dtype=np.float64)
+    stacked = np.stack([probabilities[i] for i in heard])
     overall = (stacked * lengths[:, None]).sum(axis=0) / lengths.sum()
-    windows = [(start / rate, end / rate, p) for (start, end), p in zip(bounds, stacked, strict=True)]
+    windows = [(start / rate, end / rate, p) for (start, end), p in zip(bounds, probabilities, strict=True)]
     return overall, windows
 
 
@@ -237,7 +243,12 @@ def spectrogram_image(samples: np.ndarray, sampling_rate: int) -> np.ndarray:
     canvas = FigureCanvasAgg(figure)
     axes = figure.add_subplot()
     nfft = 512 if len(samples) >= 512 else max(16, 2 ** int(np.log2(max(len(samples), 2))))
-    axes.specgram(samples, NFFT=nfft, Fs=sampling_rate, noverlap=nfft * 3 // 4, cmap="magma", scale="dB")
+    with np.errstate(divide="ignore"):  # digital silence has zero power: -inf dB, drawn as the floor
+        spectrum, _, _, image = axes.specgram(
+            samples, NFFT=nfft, Fs=sampling_rate, noverlap=nfft * 3 // 4, cmap="magma", scale="dB"
+        )
+    peak_db = 10 * np.log10(max(float(spectrum.max()), 1e-30))
+    image.set_clim(peak_db - 90, peak_db)  # a 90 dB range: quiet calls stay visible, noise stays dark
     axes.set_xlabel("time (s)")
     axes.set_ylabel("frequency (Hz)")
     canvas.draw()
@@ -292,9 +303,17 @@ def classify_recording(
     labels = {classifier.id2label[i]: float(p) for i, p in enumerate(overall)}
     rows = [
         [round(start, 3), round(end, 3), classifier.id2label[int(p.argmax())], round(float(p.max()), 4)]
+        if p is not None
+        else [round(start, 3), round(end, 3), SILENT_WINDOW, None]
         for start, end, p in windows
     ]
     warnings, infos = [], []
+    silent = sum(p is None for _, _, p in windows)
+    if silent:
+        warnings.append(
+            f"{silent} of {len(windows)} windows are digital silence (all zeros): not classified, "
+            f"and left out of the top labels."
+        )
     if original_rate < classifier.sampling_rate:
         warnings.append(
             f"{shown_name} was recorded at {original_rate} Hz, below the model's {classifier.sampling_rate} Hz: "

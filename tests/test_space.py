@@ -118,6 +118,22 @@ def test_classify_recording_any_format_rate_and_channels(tiny_model: Path, tmp_p
     ]
 
 
+def test_a_silent_window_is_shown_and_left_out_not_classified(tiny_model: Path, tmp_path: Path) -> None:
+    import soundfile as sf
+
+    from hf_bio.space import SILENT_WINDOW
+
+    tone = 0.3 * np.sin(2 * np.pi * 440 * np.arange(32_000) / 16_000).astype(np.float32)
+    sf.write(tmp_path / "gap.wav", np.concatenate([tone, np.zeros(32_000, np.float32), tone]), 16_000)
+    labels, _, rows, warnings, _ = classify_recording(str(tmp_path / "gap.wav"), str(tiny_model))
+    assert rows[1] == [2.0, 4.0, SILENT_WINDOW, None]
+    assert rows[0][2] in LABELS and rows[2][2] in LABELS
+    assert sum(labels.values()) == pytest.approx(1.0, abs=1e-5)
+    # The two sounding windows are the same tone: the recording's labels are theirs, silence adds nothing.
+    assert max(labels.values()) == pytest.approx(rows[0][3], abs=1e-3)
+    assert warnings == ["1 of 3 windows are digital silence (all zeros): not classified, and left out of the top labels."]
+
+
 def test_classify_recording_bad_inputs_say_what_to_do(tiny_model: Path, tmp_path: Path, garbage_wav: Path) -> None:
     with pytest.raises(ValueError, match="No audio"):
         classify_recording(None, str(tiny_model))
