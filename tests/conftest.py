@@ -57,6 +57,18 @@ socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
 
 @pytest.fixture(scope="session")
 def shared_dir() -> str:
-    """The reference folder beside the checkout (`../shared`), holding real CC0 recordings."""
+    """The reference folder `shared/` holding real CC0 recordings.
+
+    It sits beside the checkout (`../shared`, as in CI) or higher up (a worktree in `/work/wt/<name>`
+    with `/work/shared`): the nearest ancestor holding `shared/README.md` wins.
+    """
     here = os.path.dirname(os.path.abspath(__file__))
-    return os.path.normpath(os.path.join(here, "..", "..", "shared"))
+    folder = os.path.dirname(here)
+    while True:
+        candidate = os.path.join(folder, "shared")
+        if os.path.isfile(os.path.join(candidate, "README.md")):
+            return candidate
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            pytest.fail(f"no shared/ folder (with README.md) beside or above {os.path.dirname(here)}")
+        folder = parent
