@@ -176,8 +176,6 @@ def _generate_examples(shards: list[list[Item]]) -> Iterator[dict[str, Any]]:
 def _build_split(items: list[Item], features: Any, num_proc: int, cache_dir: Path) -> Any:
     from datasets import Dataset
 
-    if not items:
-        return Dataset.from_dict({name: [] for name in features}, features=features)
     shards = [items[i : i + ITEMS_PER_SHARD] for i in range(0, len(items), ITEMS_PER_SHARD)]
     return Dataset.from_generator(
         _generate_examples,
@@ -312,6 +310,12 @@ def build_prepared_dataset(
     label_ids = [names.index(item.label) for item in valid]
     groups = [item.group for item in valid] if all(item.group is not None for item in valid) else None
     split_idx = make_splits(split, label_ids, groups, seed, fractions)
+    empty = [s for s in SPLIT_NAMES if len(split_idx[s]) == 0]
+    if empty:
+        raise ValueError(
+            f"{corpus.name}: split={split!r} leaves {empty} empty with {len(valid)} valid items; "
+            "a train/validation/test dataset needs at least one item in each (add data or change --split)"
+        )
 
     build = output_dir.parent / f".{output_dir.name}.building-{os.getpid()}"
     if build.exists():
