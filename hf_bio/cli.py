@@ -27,6 +27,17 @@ def _cmd_backbones(args: argparse.Namespace) -> int:
 def _cmd_prepare(args: argparse.Namespace) -> int:
     from dataset_scripts import PREPARERS
 
+    # A flag meant for another corpus would be ignored without a word: refuse it instead.
+    misplaced = [flag for flag, given, corpora in (
+        ("--keep-silence-noise", args.keep_silence_noise, ("imv", "demo")),
+        ("--time-unit", args.time_unit != "s", ("imv", "demo")),
+        ("--keep-s", args.keep_s, ("abzaliev",)),
+        ("--drop-species", bool(args.drop_species), ("watkins",)),
+        ("--demo-seed", args.demo_seed != 0, ("demo",)),
+    ) if given and args.corpus not in corpora]
+    if misplaced:
+        print(f"error: {', '.join(misplaced)} do(es) not apply to corpus {args.corpus!r}", file=sys.stderr)
+        return 2
     options: dict[str, object] = {
         "split": args.split, "skip_invalid": args.skip_invalid, "num_proc": args.num_proc, "overwrite": args.overwrite,
     }

@@ -223,3 +223,6 @@ def test_cli_prepare(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert summary["params"]["split"] == "grouped" and summary["params"]["seed"] == 7
     assert main(["prepare", "watkins", str(root), str(tmp_path / "w")]) == 1
     assert "annotations.csv not found" in capsys.readouterr().err
+    assert main(["prepare", "imv", str(root), str(tmp_path / "x"), "--keep-s"]) == 2
+    assert "--keep-s do(es) not apply to corpus 'imv'" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
