@@ -88,15 +88,19 @@ class Problem:
 class InvalidCorpusError(ValueError):
     """The raw corpus has problems; the message lists every one (file + reason) and the way out."""
 
-    def __init__(self, problems: Sequence[Problem], corpus: str, details_file: Path | None = None):
+    def __init__(
+        self, problems: Sequence[Problem], corpus: str, details_file: Path | None = None, hint: str = ""
+    ):
         self.problems = list(problems)
+        self.details_file = details_file
         shown = "\n".join(f"  - {p.item}: {p.reason}" for p in self.problems[:MAX_LISTED_PROBLEMS])
         more = len(self.problems) - MAX_LISTED_PROBLEMS
         tail = f"\n  ... and {more} more" if more > 0 else ""
         where = f" (all listed in {details_file})" if details_file else ""
         super().__init__(
             f"{corpus}: {len(self.problems)} invalid item(s){where}; nothing was written:\n{shown}{tail}\n"
-            "Fix or remove these files, or pass skip_invalid=True (`--skip-invalid`) to build without "
+            + (f"{hint}\n" if hint else "")
+            + "Fix or remove these files, or pass skip_invalid=True (`--skip-invalid`) to build without "
             f"them and list them in {SKIPPED_NAME}."
         )
 

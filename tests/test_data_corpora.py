@@ -226,3 +226,14 @@ def test_cli_prepare(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert main(["prepare", "imv", str(root), str(tmp_path / "x"), "--keep-s"]) == 2
     assert "--keep-s do(es) not apply to corpus 'imv'" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_prepare_is_deterministic(watkins: tuple[Path, Path], tmp_path: Path) -> None:
+    raw, out = watkins
+    first = load_prepared(out)
+    again = prepare_watkins(raw, tmp_path / "again", split="stratified", seed=3, verbose=False)
+    other = prepare_watkins(raw, tmp_path / "other", split="stratified", seed=4, verbose=False)
+    for s in SPLITS:
+        assert again[s]["file_id"] == first[s]["file_id"]
+        assert again[s].data.column("audio").equals(first[s].data.column("audio")), "same bytes"
+    assert any(other[s]["file_id"] != first[s]["file_id"] for s in SPLITS)
