@@ -237,3 +237,11 @@ def test_prepare_is_deterministic(watkins: tuple[Path, Path], tmp_path: Path) ->
         assert again[s]["file_id"] == first[s]["file_id"]
         assert again[s].data.column("audio").equals(first[s].data.column("audio")), "same bytes"
     assert any(other[s]["file_id"] != first[s]["file_id"] for s in SPLITS)
+
+
+def test_prepare_leaves_the_global_cache_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "global_cache")
+    make_abzaliev(tmp_path / "raw", per_code=1)
+    prepare_abzaliev(tmp_path / "raw", tmp_path / "out", num_proc=2, verbose=False)
+    assert not (tmp_path / "global_cache").exists() or not any((tmp_path / "global_cache").iterdir())
+    assert not (tmp_path / "out" / ".cache").exists(), "the build cache is deleted"
