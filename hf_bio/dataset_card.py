@@ -160,7 +160,8 @@ ds["train"][0]["audio"]["array"], ds["train"].features["label"].names
 
 - Columns: `audio` (16 kHz mono), `label` (ClassLabel), `original_sampling_rate` (Hz of the raw file),
   `duration_s` (of the 16 kHz clip), plus the corpus metadata listed in the YAML header.
-- Multi-channel audio is averaged to mono; other rates are resampled with torchaudio's sinc resampler.
+- Multi-channel audio is averaged to mono; other rates are resampled with torchaudio's sinc resampler;
+  each clip is stored as 16-bit PCM WAV bytes.
 {notes}
 ## Citation
 
