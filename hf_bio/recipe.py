@@ -76,3 +76,11 @@ def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
 def recipe_from_args(args: argparse.Namespace) -> TrainRecipe:
     overrides = {f.name: getattr(args, f.name) for f in fields(TrainRecipe) if getattr(args, f.name, None) is not None}
     return TrainRecipe(**overrides)
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--train-features", required=True, help="FeatureSet folder of the training split")
+    parser.add_argument("--val-features", required=True, help="FeatureSet folder of the validation split")
+    parser.add_argument("--test-features", required=True, help="FeatureSet folder of the test split")
+    parser.add_argument("--output-dir", required=True, help="RUN_DIR for results, heads, curves, checkpoint")
+    parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoint if present")

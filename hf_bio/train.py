@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from hf_bio.feature_set import FeatureSet, check_compatible, feature_stats
 from hf_bio.heads import StackedAdam, StackedHeads
-from hf_bio.recipe import TrainRecipe, add_recipe_arguments, recipe_from_args
+from hf_bio.recipe import TrainRecipe, add_data_arguments, add_recipe_arguments, recipe_from_args
 from hf_bio.uar import confusion_matrix, uar_from_confusion
 
 CHECKPOINT_DIR = "checkpoint"
@@ -427,14 +427,6 @@ def train_layerwise(
         resume: continue from RUN_DIR/checkpoint when it exists.
     """
     return training_function(train, val, test, recipe or TrainRecipe(), output_dir, accelerator, resume)
-
-
-def add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--train-features", required=True, help="FeatureSet folder of the training split")
-    parser.add_argument("--val-features", required=True, help="FeatureSet folder of the validation split")
-    parser.add_argument("--test-features", required=True, help="FeatureSet folder of the test split")
-    parser.add_argument("--output-dir", required=True, help="RUN_DIR for results, heads, curves, checkpoint")
-    parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoint if present")
 
 
 def run_from_args(args: argparse.Namespace, accelerator=None) -> dict[str, Any]:
