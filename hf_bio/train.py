@@ -115,8 +115,11 @@ class LayerwiseState:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state["signature"] != self.signature:
+            saved, now = json.loads(state["signature"]), json.loads(self.signature)
+            differ = sorted(key for key in now if saved.get(key) != now[key])
             raise ValueError(
-                "--resume: the checkpoint was written for other features or another recipe; "
+                f"--resume: the checkpoint was written with a different {', '.join(differ)} "
+                f"(recipe, feature meta, split sizes or number of processes); "
                 "use a new --output-dir or the original arguments"
             )
         for name, value in state.items():
@@ -259,6 +262,10 @@ def training_function(
     if accelerator.is_main_process:
         _write_run_dir(output_dir, results, unwrapped, members, layers, mean, std, val, test, val_scores, test_scores, state, train)
     accelerator.wait_for_everyone()
+    # An Accelerator passed in may train again: do not leave this run's state registered on it.
+    custom = getattr(accelerator, "_custom_objects", None)
+    if isinstance(custom, list) and state in custom:
+        custom.remove(state)
     return results
 
 
