@@ -179,6 +179,12 @@ def _cmd_push_dataset(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(f"dry run: wrote the files to upload to {where}" if args.dry_run else f"pushed to {where}")
+def _cmd_train(args: argparse.Namespace) -> int:
+    from hf_bio.train import run_from_args, summary
+
+    results = run_from_args(args)
+    print(summary(results))
+    print(f"wrote {args.output_dir}")
     return 0
 
 
@@ -258,6 +264,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", metavar="DIR", help="write exactly the files that would be uploaded to DIR instead")
     p.add_argument("--private", action="store_true", help="create the dataset repo as private")
     p.set_defaults(func=_cmd_push_dataset)
+    from hf_bio.recipe import add_data_arguments, add_recipe_arguments
+
+    p = sub.add_parser("train", help="train every layer's head from cached features (in-process; see hf_bio.train)")
+    add_data_arguments(p)
+    add_recipe_arguments(p)
+    p.set_defaults(func=_cmd_train)
 
     return parser
 
