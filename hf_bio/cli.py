@@ -50,6 +50,9 @@ def _cmd_convert_aves(args: argparse.Namespace) -> int:
         print(f"hf-bio convert-aves: error: {err}", file=sys.stderr)
         return 2
     print(f"wrote a transformers HubertModel folder to {out}; use it as a backbone: --backbone {out}")
+    return 0
+
+
 def _check_dry_run_dir(dry_run: str | None) -> None:
     """push_folder replaces the dry-run folder: allow that only for a new, empty or earlier dry-run folder."""
     from pathlib import Path
@@ -131,6 +134,9 @@ def _cmd_space(args: argparse.Namespace) -> int:
     if resolve_models(args.model)[0] == DEFAULT_MODEL and not Path(DEFAULT_MODEL).is_dir():
         print(f"hf-bio: note: {DEFAULT_MODEL} does not exist yet: run `make demo`, or pass --model DIR_OR_REPO")
     launch(args.model, host=args.host, port=args.port, max_seconds=args.max_seconds)
+    return 0
+
+
 def _cmd_prepare(args: argparse.Namespace) -> int:
     from dataset_scripts import PREPARERS
 
@@ -179,6 +185,9 @@ def _cmd_push_dataset(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(f"dry run: wrote the files to upload to {where}" if args.dry_run else f"pushed to {where}")
+    return 0
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from hf_bio.train import run_from_args, summary
 
