@@ -197,6 +197,49 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_benchmark(args: argparse.Namespace) -> int:
+    from dataclasses import fields
+    from pathlib import Path
+
+    from hf_bio.benchmark import BenchmarkConfig, run_benchmark
+    from hf_bio.recipe import TrainRecipe
+
+    recipe = {f.name: getattr(args, f.name) for f in fields(TrainRecipe) if getattr(args, f.name, None) is not None}
+    flags = {
+        "datasets": args.datasets, "backbones": args.backbones, "output_dir": args.output_dir,
+        "cache_dir": args.cache_dir, "n_resamples": args.n_resamples, "max_window_seconds": args.max_window_seconds,
+        "fusion": False if args.no_fusion else None, "export_best": False if args.no_export else None,
+    }
+    try:
+        if args.config:
+            config = BenchmarkConfig.from_file(args.config, **flags)
+            config.recipe.update(recipe)
+        else:
+            if not args.datasets:
+                raise ValueError("give --datasets DIR [DIR ...] (prepared with `hf-bio prepare`) or --config FILE")
+            config = BenchmarkConfig(**{k: v for k, v in flags.items() if v is not None}, recipe=recipe)
+        paths = run_benchmark(config)
+    except ValueError as err:
+        print(f"hf-bio benchmark: error: {err}", file=sys.stderr)
+        return 2
+    print(Path(paths["table.md"]).read_text())
+    print(f"results: {paths['csv']}\nreport: {paths['report.md']}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from hf_bio.demo import run_demo
+
+    run_demo(args.output_dir)
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from hf_bio.report import main as report_main
+
+    return report_main([args.results, *(["--out", args.out] if args.out else [])])
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hf-bio",
@@ -279,6 +322,36 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_arguments(p)
     add_recipe_arguments(p)
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser(
+        "benchmark",
+        help="the paper's study: datasets x backbones -> extract, train every layer, tables and figures",
+        description="Run the whole comparison (see hf_bio/benchmark.py). A YAML/JSON --config gives the same "
+        "fields as the flags (datasets, backbones, output_dir, cache_dir, recipe, fusion, n_resamples, "
+        "export_best, max_window_seconds); flags win over the file.",
+    )
+    p.add_argument("--config", help="YAML or JSON benchmark config")
+    p.add_argument("--datasets", nargs="+", metavar="DIR", help="prepared dataset folders (hf-bio prepare)")
+    p.add_argument("--backbones", nargs="+", metavar="NAME",
+                   help="registry names, Hub ids or folders; 'paper' = the paper's seven, 'offline' = tiny random "
+                   "+ handcrafted (default: paper)")
+    p.add_argument("--output-dir", help="results folder (default benchmark_output)")
+    p.add_argument("--cache-dir", help="feature cache (default OUTPUT/cache)")
+    p.add_argument("--n-resamples", type=int, help="bootstrap resamples for CIs and paired tests (default 1000)")
+    p.add_argument("--max-window-seconds", type=float, help="window length for long clips")
+    p.add_argument("--no-fusion", action="store_true", help="skip the fusion runs")
+    p.add_argument("--no-export", action="store_true", help="do not export the best model per dataset")
+    add_recipe_arguments(p)
+    p.set_defaults(func=_cmd_benchmark)
+
+    p = sub.add_parser("demo", help="the benchmark on the built-in synthetic corpus with offline backbones (make demo)")
+    p.add_argument("--output-dir", default="demo_output", help="where everything goes (default demo_output)")
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("report", help="rebuild the tables and figures from a results.json/results.csv")
+    p.add_argument("results", help="results.json, results.csv or the folder holding them")
+    p.add_argument("--out", help="output folder (default: beside the results)")
+    p.set_defaults(func=_cmd_report)
 
     return parser
 
