@@ -226,13 +226,18 @@ def pooled_features(
     out = torch.empty(len(clips), model.num_hidden_states, model.pooled_dim, dtype=torch.float32)
     for batch in length_buckets(_effective_lengths(lengths, model).tolist(), budget_samples):
         longest = int(lengths[batch].max())
-        values = torch.zeros(len(batch), longest, dtype=torch.float32)
-        mask = torch.zeros(len(batch), longest, dtype=torch.long)
-        for j, i in enumerate(batch):
-            values[j, : lengths[i]] = torch.from_numpy(clips[i])
-            mask[j, : lengths[i]] = 1
+        if len(batch) == 1:
+            # A long recording runs alone: no padded copy and no int64 mask of its length.
+            values, mask = torch.from_numpy(clips[batch[0]])[None], None
+        else:
+            values = torch.zeros(len(batch), longest, dtype=torch.float32)
+            mask = torch.zeros(len(batch), longest, dtype=torch.long)
+            for j, i in enumerate(batch):
+                values[j, : lengths[i]] = torch.from_numpy(clips[i])
+                mask[j, : lengths[i]] = 1
+            mask = mask.to(device)
         with torch.inference_mode():
-            pooled = model.pooled_hidden_states(values.to(device), attention_mask=mask.to(device))
+            pooled = model.pooled_hidden_states(values.to(device), attention_mask=mask)
         out[batch] = pooled.float().cpu()
     bad = ~torch.isfinite(out).reshape(len(clips), -1).all(dim=1)
     if bad.any():

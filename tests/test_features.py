@@ -247,7 +247,7 @@ def test_bad_input_gets_a_clear_error(dataset, model, tmp_path, monkeypatch):
 
     def nan_for_the_longest(values, attention_mask=None):
         out = real(values, attention_mask=attention_mask)
-        out[attention_mask.sum(-1).argmax()] = float("nan")
+        out[0 if attention_mask is None else attention_mask.sum(-1).argmax()] = float("nan")
         return out
 
     monkeypatch.setattr(model, "pooled_hidden_states", nan_for_the_longest)
