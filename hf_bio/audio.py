@@ -6,8 +6,10 @@ Space and the tests all hear the same signal.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -71,6 +73,56 @@ def read_audio(path: str | Path, start_s: float | None = None, end_s: float | No
     return decoded
 
 
+@dataclass
+class AudioInfo:
+    """What a file's header says, read without decoding the samples."""
+
+    sampling_rate: int
+    num_frames: int
+    num_channels: int
+
+    @property
+    def duration_s(self) -> float:
+        return self.num_frames / self.sampling_rate
+
+
+def audio_info(path: str | Path) -> AudioInfo:
+    """Read `path`'s header only (rate, length, channels): cheap enough to check a whole corpus first.
+
+    Raises:
+        AudioDecodeError: missing, empty, corrupt or undecodable file, or one with no samples.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise AudioDecodeError(f"{path}: file not found")
+    if path.stat().st_size == 0:
+        raise AudioDecodeError(f"{path}: file is empty (0 bytes)")
+    try:
+        import soundfile as sf
+
+        header = sf.info(str(path))
+        info = AudioInfo(int(header.samplerate), int(header.frames), int(header.channels))
+    except Exception as sf_error:  # MP3 on older libsndfile, other containers: ask FFmpeg
+        try:
+            from torchcodec.decoders import AudioDecoder
+
+            meta = AudioDecoder(str(path)).metadata
+            duration = meta.duration_seconds_from_header
+            if duration is None:  # no duration in the header: decode once to count the samples
+                duration = read_audio(path).duration_s
+            rate = int(meta.sample_rate)
+            info = AudioInfo(rate, int(round(float(duration) * rate)), int(meta.num_channels))
+        except AudioDecodeError:
+            raise
+        except Exception as codec_error:
+            raise AudioDecodeError(
+                f"{path}: cannot decode audio (libsndfile: {sf_error}; FFmpeg: {codec_error})"
+            ) from codec_error
+    if info.num_frames <= 0:
+        raise AudioDecodeError(f"{path}: contains no audio samples")
+    return info
+
+
 def _check_segment(path: Path, start_s: float | None, end_s: float | None, total_s: float) -> None:
     start = 0.0 if start_s is None else start_s
     end = total_s if end_s is None else end_s
@@ -123,10 +175,20 @@ def resample(samples: np.ndarray, orig_rate: int, target_rate: int = TARGET_SAMP
     if orig_rate == target_rate:
         return samples.astype(np.float32, copy=False)
     import torch
-    import torchaudio.functional as AF
 
-    out = AF.resample(torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32)), orig_rate, target_rate)
+    with torch.no_grad():
+        out = _resampler(int(orig_rate), int(target_rate))(
+            torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))
+        )
     return out.numpy()
+
+
+@functools.lru_cache(maxsize=16)
+def _resampler(orig_rate: int, target_rate: int) -> Any:  # a torchaudio Resample; torch is imported lazily
+    """A cached `torchaudio.transforms.Resample`: building the sinc kernel costs ~100x resampling one call."""
+    import torchaudio
+
+    return torchaudio.transforms.Resample(orig_rate, target_rate)
 
 
 def check_finite_and_audible(samples: np.ndarray, source: str) -> None:

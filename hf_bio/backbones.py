@@ -7,6 +7,7 @@ or local folder whose `config.json` belongs to a supported family is accepted to
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,3 +118,48 @@ def resolve_backbone(name_or_path: str) -> BackboneSpec:
         f"unknown backbone {name_or_path!r}: use one of {', '.join(BACKBONES)}, a Hub id (owner/name) "
         "or a local model folder"
     )
+
+
+class BackboneLoadError(OSError):
+    """A backbone's weights could not be loaded; the message says how to get a local copy."""
+
+
+def load_backbone(name_or_path: str, revision: str | None = None):
+    """Load a backbone's pretrained weights: `(transformers.PreTrainedModel, BackboneSpec)`.
+
+    `name_or_path` is a registry name, a Hub id or a local model folder (see `resolve_backbone`); the model
+    is returned in eval mode. Offline (HF_HUB_OFFLINE=1) or with the Hub unreachable, a Hub id that is not
+    in the local cache raises `BackboneLoadError` saying how to point at a local copy.
+
+    Raises:
+        ValueError: unknown name, a registry entry with no Hub id (e.g. `aves-bio`: convert it first), or a
+            model whose family is not supported.
+        BackboneLoadError: the weights could not be found or downloaded.
+    """
+    from transformers import AutoModel
+
+    spec = resolve_backbone(name_or_path)
+    if spec.family == "handcrafted":
+        raise ValueError(f"backbone {spec.name!r} is the handcrafted baseline: it has no weights to load")
+    if spec.hub_id is None:
+        raise ValueError(f"backbone {spec.name!r} is not on the Hub: {spec.how_to_get or 'pass a local folder'}")
+    try:
+        model = AutoModel.from_pretrained(spec.hub_id, revision=revision)
+    except OSError as error:
+        offline = " (HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false") else ""
+        raise BackboneLoadError(
+            f"could not load backbone {spec.hub_id!r}{offline}: it is neither a local folder nor in the Hub cache, "
+            "and the Hub could not be reached. On a connected machine run "
+            f"`hf download {spec.hub_id}` (or `hf download {spec.hub_id} --local-dir DIR` and copy DIR here), "
+            "then pass the folder path instead of the name, or keep the Hub cache and set HF_HUB_OFFLINE=1. "
+            f"Original error: {error}"
+        ) from error
+    model_type = getattr(model.config, "model_type", None)
+    if model_type not in SUPPORTED_FAMILIES:
+        raise ValueError(
+            f"{spec.hub_id}: model_type {model_type!r} is not a supported backbone family "
+            f"(supported: {', '.join(SUPPORTED_FAMILIES)})"
+        )
+    if spec.family == "unknown":
+        spec = BackboneSpec(spec.name, spec.hub_id, model_type, spec.pretraining, spec.training, spec.paper_label)
+    return model.eval(), spec

@@ -24,6 +24,46 @@ def _cmd_backbones(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    from dataset_scripts import PREPARERS
+
+    options: dict[str, object] = {
+        "split": args.split, "skip_invalid": args.skip_invalid, "num_proc": args.num_proc, "overwrite": args.overwrite,
+    }
+    if args.corpus == "demo":
+        options["split_seed"] = args.seed
+        options["seed"] = args.demo_seed
+    else:
+        options["seed"] = args.seed
+    if args.corpus in ("imv", "demo"):
+        options["keep_silence_noise"] = args.keep_silence_noise
+        options["time_unit"] = args.time_unit
+    if args.corpus == "abzaliev":
+        options["keep_s"] = args.keep_s
+    if args.corpus == "watkins":
+        options["drop_species"] = tuple(args.drop_species or ())
+    try:
+        dd = PREPARERS[args.corpus](args.raw_dir, args.out_dir, **options)
+    except ValueError as err:  # invalid corpus / bad option: one clear message, no traceback
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    names = dd["train"].features["label"].names
+    print(f"{args.out_dir}: " + ", ".join(f"{s} {len(dd[s])}" for s in dd) + f"; {len(names)} classes: {', '.join(names)}")
+    return 0
+
+
+def _cmd_push_dataset(args: argparse.Namespace) -> int:
+    from hf_bio.data import push_prepared
+
+    try:
+        where = push_prepared(args.out_dir, args.repo_id, dry_run_dir=args.dry_run, private=args.private)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"dry run: wrote the files to upload to {where}" if args.dry_run else f"pushed to {where}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hf-bio",
@@ -35,6 +75,37 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("backbones", help="list the known backbones")
     p.set_defaults(func=_cmd_backbones)
+
+    p = sub.add_parser(
+        "prepare",
+        help="turn a raw corpus (or the synthetic demo) into a 16 kHz Hugging Face dataset folder",
+        description="Prepare a corpus from its raw layout (see dataset_scripts/<corpus>.py) into OUT_DIR, "
+        "readable with datasets.load_dataset(OUT_DIR) and load_from_disk(OUT_DIR). "
+        "'demo' first generates the synthetic corpus in RAW_DIR.",
+    )
+    p.add_argument("corpus", choices=["watkins", "imv", "abzaliev", "demo"])
+    p.add_argument("raw_dir", metavar="RAW_DIR")
+    p.add_argument("out_dir", metavar="OUT_DIR")
+    p.add_argument("--split", choices=["paper", "stratified", "grouped"], default="paper",
+                   help="paper: random 70/20/10 (default); stratified: per class; grouped: per caller/individual")
+    p.add_argument("--seed", type=int, default=42, help="split seed (default 42, the paper's)")
+    p.add_argument("--skip-invalid", action="store_true",
+                   help="build without invalid items and list them in OUT_DIR/skipped.csv (default: fail)")
+    p.add_argument("--num-proc", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--overwrite", action="store_true", help="rebuild even if OUT_DIR holds this preparation")
+    p.add_argument("--keep-silence-noise", action="store_true", help="imv/demo: keep Silence and Noise")
+    p.add_argument("--time-unit", choices=["s", "ms"], default="s", help="imv/demo: unit of labels.csv start/end")
+    p.add_argument("--keep-s", action="store_true", help="abzaliev: keep the S code the paper drops")
+    p.add_argument("--drop-species", nargs="*", metavar="SPECIES", help="watkins: species to leave out")
+    p.add_argument("--demo-seed", type=int, default=0, help="demo: generator seed (default 0)")
+    p.set_defaults(func=_cmd_prepare)
+
+    p = sub.add_parser("push-dataset", help="upload a prepared dataset folder (Parquet + card) to the Hub")
+    p.add_argument("out_dir", metavar="OUT_DIR")
+    p.add_argument("repo_id", metavar="REPO_ID")
+    p.add_argument("--dry-run", metavar="DIR", help="write exactly the files that would be uploaded to DIR instead")
+    p.add_argument("--private", action="store_true", help="create the dataset repo as private")
+    p.set_defaults(func=_cmd_push_dataset)
 
     return parser
 

@@ -54,6 +54,16 @@ socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
 
 @pytest.fixture(scope="session")
 def shared_dir() -> str:
-    """The reference folder beside the checkout (`../shared`), holding real CC0 recordings."""
+    """The reference folder `shared/` (real CC0 recordings), found by walking up from this file.
+
+    It sits beside the checkout: `../shared` from /work/main, `../../shared` from a worktree /work/wt/<name>.
+    """
     here = os.path.dirname(os.path.abspath(__file__))
-    return os.path.normpath(os.path.join(here, "..", "..", "shared"))
+    while True:
+        candidate = os.path.join(here, "shared")
+        if os.path.isfile(os.path.join(candidate, "README.md")):
+            return candidate
+        parent = os.path.dirname(here)
+        if parent == here:
+            pytest.skip("no shared/README.md in any folder above the tests")
+        here = parent
