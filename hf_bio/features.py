@@ -529,3 +529,42 @@ def default_cache_dir() -> Path:
     """`$HF_BIO_CACHE/features`, or `~/.cache/hf_bio/features` when HF_BIO_CACHE is unset."""
     root = os.environ.get("HF_BIO_CACHE")
     return (Path(root) if root else Path.home() / ".cache" / "hf_bio") / "features"
+
+
+def extract_prepared(
+    dataset_dir: str | os.PathLike,
+    backbone: str,
+    *,
+    splits: Sequence[str] = SPLITS,
+    cache_dir: str | os.PathLike | None = None,
+    revision: str | None = None,
+    max_window_seconds: float | None = None,
+    **kwargs: Any,
+) -> dict[str, FeatureSet]:
+    """Extract (or load from the cache) the pooled features of a prepared dataset folder's splits.
+
+    Args:
+        dataset_dir: a folder written by `hf-bio prepare` (`hf_bio.data.load_prepared`).
+        backbone: registry name, Hub id or local folder (`hf-bio backbones`).
+        splits: which splits; all must share one label set.
+        cache_dir: cache root; default `default_cache_dir()`. Each split's folder is
+            `cache_dir/<meta["cache_key"]>/features`.
+        revision: the backbone's Hub revision.
+        max_window_seconds: window length for long clips (the model's default when None).
+        **kwargs: passed to `extract_features` (batch_max_seconds, shard_size, accelerator, progress, ...).
+    """
+    from hf_bio.data import load_prepared
+
+    dataset_dict = load_prepared(dataset_dir)
+    train_names = _label_names(dataset_dict[splits[0]], splits[0]) if splits and splits[0] in dataset_dict else []
+    overrides = {} if max_window_seconds is None else {"max_window_seconds": max_window_seconds}
+    model, backbone_id, backbone_name = extraction_model(backbone, train_names, revision=revision, **overrides)
+    return extract_splits(
+        dataset_dict, model, cache_dir or default_cache_dir(), backbone_id=backbone_id, revision=revision,
+        splits=splits, dataset_name=Path(dataset_dir).name, backbone_name=backbone_name, **kwargs,
+    )
+
+
+def feature_set_dir(cache_dir: str | os.PathLike | None, features: FeatureSet) -> Path:
+    """Where a cached `FeatureSet` lives: `cache_dir/<cache_key>/features`."""
+    return Path(cache_dir or default_cache_dir()) / features.meta["cache_key"] / FEATURES_DIR
