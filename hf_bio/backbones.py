@@ -7,7 +7,6 @@ or local folder whose `config.json` belongs to a supported family is accepted to
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -136,6 +135,8 @@ def load_backbone(name_or_path: str, revision: str | None = None):
             model whose family is not supported.
         BackboneLoadError: the weights could not be found or downloaded.
     """
+    import os
+
     from transformers import AutoModel
 
     spec = resolve_backbone(name_or_path)

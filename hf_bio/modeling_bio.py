@@ -324,13 +324,20 @@ class BioClassifierModel(BioClassifierPreTrainedModel):
         id2label: dict[int, str] | list[str] | None = None,
         layer_selection: int | list[int] | str = 0,
         revision: str | None = None,
+        *,
+        layer: int | list[int] | str | None = None,
         **config_overrides: Any,
     ) -> BioClassifierModel:
         """Build a classifier around a pretrained backbone (registry name, Hub id or local folder).
 
         The only place pretrained weights load. `"handcrafted"` needs no weights. The head is random until
-        trained. Remaining keyword arguments go to `BioClassifierConfig` (pooling, head_hidden_sizes, ...).
+        trained. `layer` is an alias of `layer_selection`. Remaining keyword arguments go to
+        `BioClassifierConfig` (pooling, head_hidden_sizes, max_window_seconds, num_labels, ...).
         """
+        if layer is not None:
+            if layer_selection not in (0, layer):
+                raise ValueError(f"pass layer ({layer!r}) or layer_selection ({layer_selection!r}), not both")
+            layer_selection = layer
         if isinstance(id2label, list):
             id2label = dict(enumerate(id2label))
         # Imported by name so the remote-code copy of this file does not require hf_bio (from_backbone is

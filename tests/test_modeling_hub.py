@@ -127,8 +127,9 @@ def test_from_backbone_loads_weights_from_a_local_folder(tmp_path: Path) -> None
     torch.manual_seed(3)
     backbone = HubertModel(HubertConfig(**{k: v for k, v in tiny_backbone_config().items() if k != "model_type"}))
     backbone.save_pretrained(tmp_path / "tiny-hubert")
-    model = BioClassifierModel.from_backbone(str(tmp_path / "tiny-hubert"), id2label=["a", "b"], layer_selection=2)
-    assert model.config.backbone_name == "tiny-hubert" and model.config.num_labels == 2
+    model = BioClassifierModel.from_backbone(str(tmp_path / "tiny-hubert"), id2label=["a", "b"], layer=2)
+    assert model.config.backbone_name == "tiny-hubert" and model.config.id2label == {0: "a", 1: "b"}
+    assert model.config.layer_selection == 2 and "_name_or_path" not in model.config.backbone_config
     own = model.backbone.state_dict()
     for key, value in backbone.state_dict().items():
         assert torch.equal(own[key], value), key
