@@ -82,6 +82,15 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from hf_bio.train import run_from_args, summary
+
+    results = run_from_args(args)
+    print(summary(results))
+    print(f"wrote {args.output_dir}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hf-bio",
@@ -139,6 +148,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-seconds", type=float, default=16.0,
                    help="padded audio per batch; raise it on a GPU, lower it when memory is short")
     p.set_defaults(func=_cmd_extract)
+
+    from hf_bio.recipe import add_data_arguments, add_recipe_arguments
+
+    p = sub.add_parser("train", help="train every layer's head from cached features (in-process; see hf_bio.train)")
+    add_data_arguments(p)
+    add_recipe_arguments(p)
+    p.set_defaults(func=_cmd_train)
 
     return parser
 

@@ -1,0 +1,459 @@
+"""Train the MLP heads of every layer (and seed) at once from cached pooled features, with accelerate.
+
+    accelerate launch --config_file accelerate_config.yaml -m hf_bio.train \
+        --train-features F/train --val-features F/validation --test-features F/test --output-dir RUN_DIR
+
+The paper trains one head per layer: 13 runs per backbone and dataset. Here all layers' heads are one
+`StackedHeads` module, so one pass over the data trains all of them; each layer still keeps its own
+learning-rate schedule, early stopping and best checkpoint, so the result per layer is that of a
+separate run (same initialisation, same batches; see tests/test_train.py).
+
+Recipe (`TrainRecipe`, defaults = the paper's): z-score with the training split's statistics, Adam 1e-3,
+batch 16, at most 30 epochs, ReduceLROnPlateau(0.1, patience 10) on validation loss, early stopping on
+validation UAR (patience 10), the best-validation-UAR checkpoint evaluated on test, seed 12345.
+
+RUN_DIR gets results.json, predictions.safetensors, heads.safetensors, feature_stats.safetensors and
+curves.json (contract 5); checkpoint/ holds `save_state` after every epoch so `--resume` continues.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, TensorDataset
+
+from hf_bio.feature_set import FeatureSet, check_compatible, feature_stats
+from hf_bio.heads import StackedAdam, StackedHeads
+from hf_bio.recipe import TrainRecipe, add_data_arguments, add_recipe_arguments, recipe_from_args
+from hf_bio.uar import confusion_matrix, uar_from_confusion
+
+CHECKPOINT_DIR = "checkpoint"
+
+
+def _init_seed(seed: int, layer: int) -> int:
+    # A head's initialisation depends only on (seed, layer): training layer 3 alone or with 12 others
+    # starts from the same weights.
+    return seed * 1_000_003 + layer
+
+
+def _epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
+    # Seeded by (seed, epoch), not by a running RNG: a resumed run and every process see the same order.
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + 7919 * epoch))
+
+
+def standardize(features: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """(x - mean) / std per layer, exactly as `BioClassifierModel.forward` applies its buffers."""
+    return (features - mean) / std
+
+
+class LayerwiseState:
+    """Per member (seed x layer): plateau schedule, early stopping, best checkpoint and curves.
+
+    Registered with `accelerator.register_for_checkpointing`, so `save_state`/`load_state` carry it.
+    """
+
+    def __init__(self, num_members: int, recipe: TrainRecipe, signature: str) -> None:
+        k = num_members
+        self.recipe, self.signature = recipe, signature
+        self.epoch = 0  # epochs completed
+        self.best_val_loss = torch.full((k,), float("inf"), dtype=torch.float64)
+        self.plateau_bad = torch.zeros(k, dtype=torch.int64)
+        self.best_val_uar = torch.full((k,), -1.0, dtype=torch.float64)
+        self.stop_bad = torch.zeros(k, dtype=torch.int64)
+        self.best_epoch = torch.full((k,), -1, dtype=torch.int64)
+        self.stopped = torch.zeros(k, dtype=torch.bool)
+        self.best_params: dict[str, torch.Tensor] = {}
+        self.curves: dict[str, list[list[float]]] = {n: [[] for _ in range(k)] for n in ("train_loss", "val_loss", "val_uar", "lr")}
+
+    def update(self, epoch: int, model: StackedHeads, optimizer: StackedAdam, train_loss, val_loss, val_uar) -> None:
+        r = self.recipe
+        for m in (~self.stopped).nonzero().flatten().tolist():
+            for name, value in (("train_loss", train_loss[m]), ("val_loss", val_loss[m]), ("val_uar", val_uar[m])):
+                self.curves[name][m].append(float(value))
+            self.curves["lr"][m].append(float(optimizer.member_lr[m]))
+            # ReduceLROnPlateau(mode="min", threshold_mode="rel", cooldown=0, min_lr=0), as in torch.
+            if val_loss[m] < self.best_val_loss[m] * (1 - r.plateau_threshold):
+                self.best_val_loss[m], self.plateau_bad[m] = float(val_loss[m]), 0
+            else:
+                self.plateau_bad[m] += 1
+            if self.plateau_bad[m] > r.plateau_patience:
+                optimizer.member_lr[m] *= r.plateau_factor
+                self.plateau_bad[m] = 0
+            # Early stopping and the best checkpoint on validation UAR (strictly better counts).
+            if val_uar[m] > self.best_val_uar[m]:
+                self.best_val_uar[m], self.stop_bad[m], self.best_epoch[m] = float(val_uar[m]), 0, epoch
+                with torch.no_grad():
+                    for name, p in model.named_parameters():
+                        if name not in self.best_params:
+                            self.best_params[name] = p.detach().cpu().clone()
+                        self.best_params[name][m] = p.detach()[m].cpu()
+            else:
+                self.stop_bad[m] += 1
+                if self.stop_bad[m] >= r.early_stopping_patience:
+                    self.stopped[m] = True
+        optimizer.active = ~self.stopped
+        self.epoch = epoch + 1
+
+    def state_dict(self) -> dict[str, Any]:
+        tensors = ("best_val_loss", "plateau_bad", "best_val_uar", "stop_bad", "best_epoch", "stopped")
+        return {
+            "signature": self.signature,
+            "epoch": self.epoch,
+            "curves": json.dumps(self.curves),
+            "best_params": self.best_params,
+            **{name: getattr(self, name) for name in tensors},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state["signature"] != self.signature:
+            raise ValueError(
+                "--resume: the checkpoint was written for other features or another recipe; "
+                "use a new --output-dir or the original arguments"
+            )
+        for name, value in state.items():
+            if name not in ("signature", "curves"):
+                setattr(self, name, value)
+        self.curves = json.loads(state["curves"])
+
+
+def get_dataloaders(
+    train: FeatureSet, val: FeatureSet, test: FeatureSet, recipe: TrainRecipe, layers: list[int]
+) -> tuple[TensorDataset, DataLoader, DataLoader, torch.Tensor, torch.Tensor]:
+    """Standardised features of the chosen layers: the training tensors and the eval loaders.
+
+    Training batches are drawn by index from a per-(seed, epoch) permutation (see `training_function`),
+    because different seeds need different batch orders within one stacked step.
+    """
+    mean, std = feature_stats(train)
+    if not recipe.standardize:
+        mean, std = torch.zeros_like(mean), torch.ones_like(std)
+
+    def prepare(split: FeatureSet) -> TensorDataset:
+        x = standardize(split.features[:, layers], mean[layers], std[layers])
+        return TensorDataset(x.contiguous(), split.labels)
+
+    val_loader = DataLoader(prepare(val), batch_size=recipe.eval_batch_size, shuffle=False)
+    test_loader = DataLoader(prepare(test), batch_size=recipe.eval_batch_size, shuffle=False)
+    return prepare(train), val_loader, test_loader, mean, std
+
+
+def _member_inputs(x: torch.Tensor, num_seeds: int) -> torch.Tensor:
+    """[B, L, D] -> [S*L, B, D]: every seed's heads see every layer (member k = seed k // L, layer k % L)."""
+    return x.transpose(0, 1).repeat(num_seeds, 1, 1)
+
+
+@torch.no_grad()
+def evaluate(model, loader: DataLoader, accelerator, num_seeds: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits [N, K, C] and labels [N] over the whole split, gathered from every process."""
+    model.eval()
+    all_logits, all_labels = [], []
+    for x, y in loader:
+        logits = model(_member_inputs(x, num_seeds)).transpose(0, 1).contiguous()
+        logits, y = accelerator.gather_for_metrics((logits, y))
+        all_logits.append(logits.cpu())
+        all_labels.append(y.cpu())
+    model.train()
+    return torch.cat(all_logits), torch.cat(all_labels)
+
+
+def _scores(logits: torch.Tensor, labels: torch.Tensor, num_labels: int, average: str) -> dict[str, torch.Tensor]:
+    """Per member: loss, UAR, accuracy, predictions [K, N]."""
+    k = logits.shape[1]
+    loss = F.cross_entropy(logits.permute(0, 2, 1), labels[:, None].expand(-1, k), reduction="none").mean(0)
+    preds = logits.argmax(-1).T  # [K, N]
+    uar = [uar_from_confusion(confusion_matrix(labels.numpy(), p.numpy(), num_labels), average) for p in preds]
+    return {
+        "loss": loss.double(),
+        "uar": torch.tensor(uar, dtype=torch.float64),
+        "accuracy": (preds == labels[None]).double().mean(1),
+        "predictions": preds,
+    }
+
+
+def _after_epoch_checkpoint(epoch: int) -> None:
+    """A hook (no-op) called after each epoch's checkpoint; tests replace it to simulate an interruption."""
+
+
+def training_function(
+    train: FeatureSet,
+    val: FeatureSet,
+    test: FeatureSet,
+    recipe: TrainRecipe,
+    output_dir: str | Path,
+    accelerator=None,
+    resume: bool = False,
+) -> dict[str, Any]:
+    from accelerate import Accelerator
+
+    accelerator = accelerator or Accelerator()
+    output_dir = Path(output_dir)
+    check_compatible(train, val, test)
+    layers = list(recipe.layers) if recipe.layers is not None else list(range(train.num_layers))
+    if min(layers) < 0 or max(layers) >= train.num_layers:
+        raise ValueError(f"recipe.layers {layers} outside the features' 0..{train.num_layers - 1} hidden states")
+    num_seeds, num_labels, procs = len(recipe.seeds), len(train.label_names), accelerator.num_processes
+    members = [(s, layer) for s in recipe.seeds for layer in layers]
+    if recipe.batch_size % procs:
+        raise ValueError(f"batch_size {recipe.batch_size} must be divisible by the number of processes ({procs})")
+
+    train_set, val_loader, test_loader, mean, std = get_dataloaders(train, val, test, recipe, layers)
+    model = StackedHeads(len(members), train.dim, recipe.hidden_sizes, num_labels, init_seeds=[_init_seed(s, layer) for s, layer in members])
+    optimizer = StackedAdam(model.parameters(), len(members), lr=recipe.lr)
+    model, optimizer, val_loader, test_loader = accelerator.prepare(model, optimizer, val_loader, test_loader)
+    signature = json.dumps(
+        {"recipe": recipe.to_dict(), "meta": train.meta, "sizes": [len(train), len(val), len(test)], "procs": procs},
+        sort_keys=True,
+    )
+    state = LayerwiseState(len(members), recipe, signature)
+    accelerator.register_for_checkpointing(state)
+    checkpoint = output_dir / CHECKPOINT_DIR
+    if resume and checkpoint.is_dir():
+        accelerator.load_state(str(checkpoint))
+        accelerator.print(f"resumed from {checkpoint} after epoch {state.epoch}")
+    unwrapped = accelerator.unwrap_model(model)
+    unwrapped_optimizer = optimizer.optimizer if hasattr(optimizer, "optimizer") else optimizer
+
+    x_train, y_train = train_set.tensors
+    n = len(y_train)
+    for epoch in range(state.epoch, recipe.max_epochs):
+        if bool(state.stopped.all()):
+            break
+        perms = [_epoch_permutation(n, seed, epoch) for seed in recipe.seeds]
+        loss_sum = torch.zeros(len(members), device=accelerator.device)
+        for start in range(0, n, recipe.batch_size):
+            # Each process takes every P-th row of the global batch, so P processes step like one.
+            rows = [p[start : start + recipe.batch_size][accelerator.process_index :: procs] for p in perms]
+            x = torch.cat([x_train[r].transpose(0, 1) for r in rows]).to(accelerator.device)
+            y = torch.stack([y_train[r] for r in rows]).repeat_interleave(len(layers), dim=0).to(accelerator.device)
+            logits = model(x)
+            per_member = F.cross_entropy(logits.permute(0, 2, 1), y, reduction="none").sum(1)
+            global_batch = min(recipe.batch_size, n - start)
+            # DDP averages gradients over processes: scale so the sum is the global batch mean per member.
+            accelerator.backward(per_member.sum() * procs / global_batch)
+            optimizer.step()
+            optimizer.zero_grad()
+            loss_sum += per_member.detach()
+        train_loss = (accelerator.reduce(loss_sum, reduction="sum") / n).cpu()
+        epoch_val = _scores(*evaluate(model, val_loader, accelerator, num_seeds), num_labels, recipe.uar_average)
+        state.update(epoch, unwrapped, unwrapped_optimizer, train_loss, epoch_val["loss"], epoch_val["uar"])
+        _save_checkpoint(accelerator, checkpoint)
+        _after_epoch_checkpoint(epoch)
+
+    # The best-validation-UAR weights of every member, then the final evaluation.
+    with torch.no_grad():
+        for name, p in unwrapped.named_parameters():
+            p.copy_(state.best_params[name].to(p.device))
+    val_scores = _scores(*evaluate(model, val_loader, accelerator, num_seeds), num_labels, recipe.uar_average)
+    test_logits, test_labels = evaluate(model, test_loader, accelerator, num_seeds)
+    test_scores = _scores(test_logits, test_labels, num_labels, recipe.uar_average)
+    results = _results(train, recipe, members, state, val_scores, test_scores)
+    if accelerator.is_main_process:
+        _write_run_dir(output_dir, results, unwrapped, members, layers, mean, std, val, test, val_scores, test_scores, state, train)
+    accelerator.wait_for_everyone()
+    return results
+
+
+def _save_checkpoint(accelerator, checkpoint: Path) -> None:
+    # save_state into a fresh folder, then swap it in, so a kill mid-save leaves the previous checkpoint.
+    tmp = checkpoint.with_name(checkpoint.name + ".tmp")
+    if accelerator.is_main_process and tmp.exists():
+        shutil.rmtree(tmp)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        old = checkpoint.with_name(checkpoint.name + ".old")
+        if checkpoint.exists():
+            os.replace(checkpoint, old)
+        os.replace(tmp, checkpoint)
+        shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+
+
+def _versions() -> dict[str, str]:
+    import accelerate
+    import numpy
+
+    from hf_bio import __version__
+
+    return {
+        "hf_bio": __version__,
+        "torch": torch.__version__,
+        "accelerate": accelerate.__version__,
+        "numpy": numpy.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def _results(train: FeatureSet, recipe: TrainRecipe, members, state: LayerwiseState, val_scores, test_scores) -> dict[str, Any]:
+    rows = [
+        {
+            "layer": layer,
+            "seed": seed,
+            "val_uar": float(val_scores["uar"][k]),
+            "test_uar": float(test_scores["uar"][k]),
+            "val_accuracy": float(val_scores["accuracy"][k]),
+            "test_accuracy": float(test_scores["accuracy"][k]),
+            "best_epoch": int(state.best_epoch[k]),
+            "epochs_trained": len(state.curves["val_uar"][k]),
+        }
+        for k, (seed, layer) in enumerate(members)
+    ]
+    layers = sorted({layer for _, layer in members})
+
+    def mean_over_seeds(layer: int, key: str) -> float:
+        values = [r[key] for r in rows if r["layer"] == layer]
+        return sum(values) / len(values)
+
+    # The layer is chosen on validation UAR (mean over seeds); ties go to the lower layer.
+    best_layer = max(layers, key=lambda layer: (mean_over_seeds(layer, "val_uar"), -layer))
+    dataset = dict(train.meta.get("dataset") or {})
+    dataset.setdefault("name", None)
+    dataset.setdefault("fingerprint", None)
+    dataset.setdefault("split_method", None)
+    dataset["label_names"] = train.label_names
+    backbone = dict(train.meta.get("backbone") or {})
+    for key in ("name", "hub_id", "revision"):
+        backbone.setdefault(key, None)
+    return {
+        "dataset": dataset,
+        "backbone": backbone,
+        "pooling": train.meta.get("pooling"),
+        "recipe": recipe.to_dict(),
+        "seeds": list(recipe.seeds),
+        "layers": rows,
+        "best_layer": best_layer,
+        "val_uar": mean_over_seeds(best_layer, "val_uar"),
+        "test_uar": mean_over_seeds(best_layer, "test_uar"),
+        "test_accuracy": mean_over_seeds(best_layer, "test_accuracy"),
+        "uar_average": recipe.uar_average,
+        "num_train": len(train),
+        "versions": _versions(),
+    }
+
+
+def _atomic(path: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _write_run_dir(output_dir, results, model, members, layers, mean, std, val, test, val_scores, test_scores, state, train) -> None:
+    from safetensors.torch import save_file
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    num_seeds, num_layers = len(results["seeds"]), len(layers)
+
+    def per_seed(preds: torch.Tensor) -> torch.Tensor:  # [K, N] -> [S, L, N]
+        return preds.reshape(num_seeds, num_layers, -1).contiguous()
+
+    predictions = {
+        "layers": torch.tensor(layers),
+        "seeds": torch.tensor(results["seeds"]),
+        "val_labels": val.labels.clone(),
+        "test_labels": test.labels.clone(),
+        "val_predictions": per_seed(val_scores["predictions"])[0].clone(),  # first seed, [L, N]
+        "test_predictions": per_seed(test_scores["predictions"])[0].clone(),
+        "val_predictions_per_seed": per_seed(val_scores["predictions"]),  # [S, L, N]
+        "test_predictions_per_seed": per_seed(test_scores["predictions"]),
+    }
+    heads = {f"seed{seed}.layer{layer}.{key}": t for k, (seed, layer) in enumerate(members) for key, t in model.member_state_dict(k).items()}
+    head_meta = {
+        "in_dim": str(model.in_dim),
+        "hidden_sizes": json.dumps(list(model.hidden_sizes)),
+        "num_labels": str(model.num_labels),
+        "label_names": json.dumps(train.label_names),
+        "layers": json.dumps(layers),
+        "seeds": json.dumps(results["seeds"]),
+        "key_format": "seed{seed}.layer{layer}.<BioHead state-dict key>",
+    }
+    curves = {
+        "layers": [{"seed": seed, "layer": layer, **{name: state.curves[name][k] for name in state.curves}} for k, (seed, layer) in enumerate(members)],
+        "best_layer": results["best_layer"],
+    }
+    _atomic(output_dir / "predictions.safetensors", lambda p: save_file(predictions, p))
+    _atomic(output_dir / "heads.safetensors", lambda p: save_file(heads, p, metadata=head_meta))
+    stats = {"feature_mean": mean.contiguous(), "feature_std": std.contiguous()}
+    _atomic(output_dir / "feature_stats.safetensors", lambda p: save_file(stats, p))
+    _atomic(output_dir / "curves.json", lambda p: Path(p).write_text(json.dumps(curves, indent=1)))
+    _atomic(output_dir / "results.json", lambda p: Path(p).write_text(json.dumps(results, indent=2)))
+
+
+def load_head(run_dir: str | Path, layer: int, seed: int | None = None) -> dict[str, torch.Tensor]:
+    """The best head of `layer` (and `seed`, default the first) from RUN_DIR/heads.safetensors, as a BioHead state dict."""
+    from safetensors import safe_open
+
+    path = Path(run_dir) / "heads.safetensors"
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+        seeds, layers = json.loads(meta["seeds"]), json.loads(meta["layers"])
+        seed = seeds[0] if seed is None else seed
+        if seed not in seeds or layer not in layers:
+            raise ValueError(f"{path}: no head for seed {seed}, layer {layer} (seeds {seeds}, layers {layers})")
+        prefix = f"seed{seed}.layer{layer}."
+        return {key[len(prefix) :]: f.get_tensor(key) for key in f.keys() if key.startswith(prefix)}
+
+
+def train_layerwise(
+    train: FeatureSet,
+    val: FeatureSet,
+    test: FeatureSet,
+    recipe: TrainRecipe | None = None,
+    output_dir: str | Path = "run",
+    accelerator=None,
+    resume: bool = False,
+) -> dict[str, Any]:
+    """Trains every layer's head (for every seed) and writes RUN_DIR; returns the results.json dict.
+
+    Args:
+        train, val, test: feature sets of the three splits (checked with `check_compatible`).
+        recipe: hyper-parameters; default the paper's `TrainRecipe()`.
+        output_dir: RUN_DIR (created).
+        accelerator: an `accelerate.Accelerator`; default a new one (single process unless launched).
+        resume: continue from RUN_DIR/checkpoint when it exists.
+    """
+    return training_function(train, val, test, recipe or TrainRecipe(), output_dir, accelerator, resume)
+
+
+def run_from_args(args: argparse.Namespace, accelerator=None) -> dict[str, Any]:
+    recipe = recipe_from_args(args)
+    splits = [FeatureSet.load(getattr(args, f"{s}_features")) for s in ("train", "val", "test")]
+    return train_layerwise(*splits, recipe=recipe, output_dir=args.output_dir, accelerator=accelerator, resume=args.resume)
+
+
+def summary(results: dict[str, Any]) -> str:
+    lines = ["layer  seed      val_uar  test_uar"]
+    lines += [f"{r['layer']:>5}  {r['seed']:>8}  {r['val_uar']:.4f}   {r['test_uar']:.4f}" for r in results["layers"]]
+    lines.append(f"best layer (validation UAR): {results['best_layer']}  test UAR {results['test_uar']:.4f}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_data_arguments(parser)
+    add_recipe_arguments(parser)
+    args = parser.parse_args(argv)
+    from accelerate import Accelerator
+
+    accelerator = Accelerator()
+    results = run_from_args(args, accelerator)
+    accelerator.print(summary(results))
+    accelerator.print(f"wrote {args.output_dir}")
+
+
+if __name__ == "__main__":
+    main()
