@@ -7,8 +7,12 @@ or local folder whose `config.json` belongs to a supported family is accepted to
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+
+from hf_bio.tiny import FAMILIES as _RANDOM_FAMILIES
+from hf_bio.tiny import MARKER as _RANDOM_MARKER
+from hf_bio.tiny import tiny_backbone_dir
 
 # transformers `model_type` values whose hidden states we know how to pool.
 SUPPORTED_FAMILIES = ("hubert", "wav2vec2", "wavlm")
@@ -23,7 +27,8 @@ class BackboneSpec:
         hub_id: where the weights live (a Hub id, or None when not on the Hub).
         family: transformers `model_type` (`hubert`, `wav2vec2`, `wavlm`) or `handcrafted`.
         pretraining: the data the backbone was pre-trained (and fine-tuned) on.
-        training: `PT` (self-supervised only), `PT+FT` (then fine-tuned for ASR) or `none`.
+        training: `PT` (self-supervised only), `PT+FT` (then fine-tuned for ASR), `random` (RANDOM weights,
+            built locally by `hf_bio.tiny`, for tests and offline demos) or `baseline` (no neural backbone).
         paper_label: the name used in the paper's table, for reports.
         how_to_get: what a user does to obtain the weights when they are not a plain Hub id.
     """
@@ -77,7 +82,32 @@ PAPER_BACKBONES: tuple[BackboneSpec, ...] = (
     ),
 )
 
-BACKBONES: dict[str, BackboneSpec] = {spec.name: spec for spec in PAPER_BACKBONES}
+# Backbones that need no download: tiny RANDOM models (their folder is built on first resolve, so
+# `hub_id` is None here and a local path once resolved) and the handcrafted features baseline.
+OFFLINE_BACKBONES: tuple[BackboneSpec, ...] = tuple(
+    BackboneSpec(
+        f"tiny-random-{family}",
+        None,
+        family,
+        "none: RANDOM weights, never trained (tests and offline demos only)",
+        "random",
+        f"tiny random {family}",
+        "built on first use by hf_bio.tiny.tiny_backbone_dir under $HF_BIO_CACHE/tiny (~/.cache/hf_bio/tiny)",
+    )
+    for family in _RANDOM_FAMILIES
+) + (
+    BackboneSpec(
+        "handcrafted",
+        None,
+        "handcrafted",
+        "none: log-mel/MFCC functionals computed with torchaudio",
+        "baseline",
+        "Handcrafted",
+        "computed inside the model, no weights to download",
+    ),
+)
+
+BACKBONES: dict[str, BackboneSpec] = {spec.name: spec for spec in PAPER_BACKBONES + OFFLINE_BACKBONES}
 
 
 def paper_backbone_names() -> list[str]:
@@ -85,17 +115,26 @@ def paper_backbone_names() -> list[str]:
     return [spec.name for spec in PAPER_BACKBONES]
 
 
+def offline_backbone_names() -> list[str]:
+    """The backbones that work without a download: tiny random ones and the handcrafted baseline."""
+    return [spec.name for spec in OFFLINE_BACKBONES]
+
+
 def resolve_backbone(name_or_path: str) -> BackboneSpec:
     """Find the spec for a registry name, a local backbone folder or a Hub id.
 
     A local folder is read (its `config.json` names the family); a Hub id that is not in the registry is
-    accepted as is and its family checked once the config is loaded.
+    accepted as is and its family checked once the config is loaded. A `tiny-random-*` name builds its
+    folder on first use (`hf_bio.tiny.tiny_backbone_dir`) and returns a spec whose `hub_id` is that folder.
 
     Raises:
         ValueError: the folder has no `config.json`, or its `model_type` is not a supported family.
     """
     if name_or_path in BACKBONES:
-        return BACKBONES[name_or_path]
+        spec = BACKBONES[name_or_path]
+        if spec.training == "random":
+            return replace(spec, hub_id=str(tiny_backbone_dir(spec.family)))
+        return spec
     for spec in BACKBONES.values():
         if spec.hub_id == name_or_path:
             return spec
@@ -110,6 +149,9 @@ def resolve_backbone(name_or_path: str) -> BackboneSpec:
                 f"{config_file}: model_type {model_type!r} is not a supported backbone family "
                 f"(supported: {', '.join(SUPPORTED_FAMILIES)})"
             )
+        known = BACKBONES.get(path.name)
+        if known is not None and known.training == "random" and (path / _RANDOM_MARKER).is_file():
+            return replace(known, hub_id=str(path))  # a tiny random folder keeps its "random" label
         return BackboneSpec(path.name, str(path), model_type, "see the folder's config", "unknown", path.name)
     if "/" in name_or_path:
         return BackboneSpec(name_or_path, name_or_path, "unknown", "see the Hub model card", "unknown", name_or_path)

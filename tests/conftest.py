@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+import tempfile
 
 # Set before transformers/datasets/huggingface_hub are imported anywhere, so they read them.
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -12,6 +13,8 @@ os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Tiny random backbones and other hf_bio caches go to a throw-away folder, never the user's ~/.cache.
+os.environ["HF_BIO_CACHE"] = tempfile.mkdtemp(prefix="hf_bio_test_cache_")
 
 import pytest  # noqa: E402
 
