@@ -105,6 +105,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     results = run_from_args(args)
     print(summary(results))
     print(f"wrote {args.output_dir}")
+    if getattr(args, "dataset", None) and not args.no_export:
+        print(f"exported layer {results['best_layer']}'s model to {args.output_dir}/model")
     return 0
 
 
@@ -187,11 +189,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="padded audio per batch; raise it on a GPU, lower it when memory is short")
     p.set_defaults(func=_cmd_extract)
 
+    from hf_bio.features import add_dataset_arguments
     from hf_bio.recipe import add_data_arguments, add_recipe_arguments
 
     p = sub.add_parser("train", help="train every layer's head from cached features (in-process; see hf_bio.train)")
     add_data_arguments(p)
     add_recipe_arguments(p)
+    add_dataset_arguments(p)
     p.set_defaults(func=_cmd_train)
 
     return parser

@@ -30,14 +30,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import torch
+if TYPE_CHECKING:  # torch and numpy load on first use, so the CLI's argument parsing stays fast
+    import argparse
 
-from hf_bio.feature_set import FeatureSet
-
-if TYPE_CHECKING:
     import datasets
+    import numpy as np
+    import torch
 
+    from hf_bio.feature_set import FeatureSet
     from hf_bio.modeling_bio import BioClassifierModel
 
 # Bump when what a shard holds, or how a clip is turned into features outside the model, changes.
@@ -165,6 +165,8 @@ def check_same_labels(label_names: dict[str, list[str]]) -> None:
 
 def _effective_lengths(lengths: np.ndarray, model: BioClassifierModel) -> np.ndarray:
     """Samples a clip occupies in a padded batch: repeat-padded up to the minimum, cut into windows."""
+    import numpy as np
+
     config = model.config
     window = max(1, int(config.max_window_seconds * config.sampling_rate))
     return np.minimum(np.maximum(lengths, int(config.min_input_samples)), window)
@@ -190,6 +192,8 @@ def length_buckets(lengths: Sequence[int], budget_samples: int) -> list[list[int
 
 
 def _decode_rows(dataset: datasets.Dataset, start: int, stop: int, split: str, expected_rate: int):
+    import numpy as np
+
     rows = dataset[start:stop]
     clips, labels = [], []
     for offset, (audio, label) in enumerate(zip(rows["audio"], rows["label"], strict=True)):
@@ -221,6 +225,9 @@ def pooled_features(
     Raises:
         ValueError: a clip gives NaN/inf features (e.g. silent or broken audio), naming its position.
     """
+    import numpy as np
+    import torch
+
     device = model.feature_mean.device
     lengths = np.array([len(c) for c in clips])
     out = torch.empty(len(clips), model.num_hidden_states, model.pooled_dim, dtype=torch.float32)
@@ -305,6 +312,8 @@ def cache_entry(
 
 
 def _load_finished(entry: Path, key: str) -> FeatureSet | None:
+    from hf_bio.feature_set import FeatureSet
+
     if not (entry / FEATURES_DIR / "meta.json").is_file():
         return None
     features = FeatureSet.load(entry / FEATURES_DIR)
@@ -361,6 +370,8 @@ def extract_features(
         ValueError: no `audio` column, a wrong sampling rate, non-mono or empty audio, a label column that is
             not a ClassLabel, an empty split, NaN/inf features, or a cache written for another key.
     """
+    import torch
+
     label_names = check_dataset(dataset, model, split)
     key = cache_key(dataset, model, split=split, backbone_id=backbone_id, revision=revision)
     entry = Path(cache_dir) / key
@@ -438,7 +449,10 @@ def _assemble(
     split: str, backbone_id: str, revision: str | None, backbone_name: str | None, meta_dataset: dict[str, str],
     split_fingerprint: str,
 ) -> FeatureSet:
+    import torch
     from safetensors.torch import load_file
+
+    from hf_bio.feature_set import FeatureSet
 
     parts = []
     for index in range(num_shards):
@@ -568,3 +582,21 @@ def extract_prepared(
 def feature_set_dir(cache_dir: str | os.PathLike | None, features: FeatureSet) -> Path:
     """Where a cached `FeatureSet` lives: `cache_dir/<cache_key>/features`."""
     return Path(cache_dir or default_cache_dir()) / features.meta["cache_key"] / FEATURES_DIR
+
+
+def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--dataset DIR --backbone NAME`: extract (or reuse the cached features of) the three splits, train, export.
+
+    With `--dataset`, the `--*-features` folders are not needed (the extraction cache supplies them).
+    """
+    group = parser.add_argument_group("from a prepared dataset (instead of --train/--val/--test-features)")
+    group.add_argument("--dataset", default=None, help="a prepared dataset folder (hf-bio prepare)")
+    group.add_argument("--backbone", default=None, help="registry name (hf-bio backbones), Hub id or local folder")
+    group.add_argument("--revision", default=None, help="the backbone's Hub revision")
+    group.add_argument("--cache-dir", default=None, help="feature cache root (default: $HF_BIO_CACHE/features)")
+    group.add_argument("--max-window-seconds", type=float, default=None, help="window length for long clips")
+    group.add_argument("--batch-seconds", type=float, default=16.0, help="padded audio per extraction batch")
+    group.add_argument("--no-export", action="store_true", help="do not write RUN_DIR/model")
+    for action in parser._actions:
+        if action.dest in ("train_features", "val_features", "test_features"):
+            action.required = False
