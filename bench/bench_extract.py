@@ -152,10 +152,16 @@ def main() -> None:
               f"{r['executed_rate'] / 1e9:>12.1f} {r['peak'] / 1e9:>14.1f} {r['useful_rate'] / r['peak']:>13.2f} "
               f"{r['executed_rate'] / r['peak']:>11.2f}")
     for size in args.models:
-        r = [x for x in rows if x["model"] == size][0]
+        size_rows = [x for x in rows if x["model"] == size]
+        r = max(size_rows, key=lambda x: x["speedup"])
+        padding = r["executed_gflop"] / r["useful_gflop"]
         print(f"{size}: backbone work for the true lengths {r['useful_gflop']:.1f} GFLOP; after the model's "
-              f"repeat-padding to {r['min_input_samples']} samples {r['executed_gflop']:.1f} GFLOP "
-              f"({r['executed_gflop'] / r['useful_gflop']:.2f}x)")
+              f"repeat-padding to {r['min_input_samples']} samples {r['executed_gflop']:.1f} GFLOP ({padding:.2f}x), "
+              f"so even at the matmul rate useful/matmul could not exceed {1 / padding:.2f}")
+        print(f"{size}: best budget {r['budget_s']:g} s: speed-up {r['speedup']:.1f}x (target >= 3x on base), "
+              f"useful/matmul {r['useful_rate'] / r['peak']:.2f} (target >= 0.5), "
+              f"executed/matmul {r['executed_rate'] / r['peak']:.2f}; one at a time: executed/matmul "
+              f"{r['useful_alone'] * padding / r['peak']:.2f}")
 
 
 if __name__ == "__main__":
