@@ -31,7 +31,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from hf_bio.data import Item, Problem, build_prepared_dataset
+from hf_bio.data import InvalidCorpusError, Item, Problem, build_prepared_dataset
 from hf_bio.dataset_card import CorpusInfo
 
 CALL_TYPES = (
@@ -215,25 +215,37 @@ def prepare_imv(
         else f"Silence ({dropped['Silence']} rows) and Noise ({dropped['Noise']} rows) dropped, as in the paper.",
         "`caller` = `twin<T>_marmoset<caller>`; `grouped` splits keep each caller in one split.",
     ]
-    return build_prepared_dataset(
-        items,
-        problems,
-        corpus=corpus,
-        label_names=label_names,
-        extra_features={
-            "caller": ClassLabel(names=callers),
-            "recording": Value("string"),
-            "start": Value("float64"),
-            "end": Value("float64"),
-        },
-        output_dir=output_dir,
-        split=split,
-        seed=seed,
-        skip_invalid=skip_invalid,
-        num_proc=num_proc,
-        overwrite=overwrite,
-        params={"keep_silence_noise": keep_silence_noise, "time_unit": time_unit, "skip_invalid": skip_invalid,
-                "raw_dir": str(Path(raw_dir).absolute())},
-        extra_notes=notes,
-        verbose=verbose,
-    )
+    try:
+        return build_prepared_dataset(
+            items,
+            problems,
+            corpus=corpus,
+            label_names=label_names,
+            extra_features={
+                "caller": ClassLabel(names=callers),
+                "recording": Value("string"),
+                "start": Value("float64"),
+                "end": Value("float64"),
+            },
+            output_dir=output_dir,
+            split=split,
+            seed=seed,
+            skip_invalid=skip_invalid,
+            num_proc=num_proc,
+            overwrite=overwrite,
+            params={"keep_silence_noise": keep_silence_noise, "time_unit": time_unit, "skip_invalid": skip_invalid,
+                    "raw_dir": str(Path(raw_dir).absolute())},
+            extra_notes=notes,
+            verbose=verbose,
+        )
+    except InvalidCorpusError as err:
+        outside = sum("lies outside the recording" in p.reason for p in err.problems)
+        if time_unit == "s" and outside > len(items) / 2:  # the classic unit mix-up: say so
+            raise InvalidCorpusError(
+                err.problems,
+                corpus.name,
+                err.details_file,
+                hint="Most segments lie beyond the end of their recording: if labels.csv gives start/end in "
+                "milliseconds, pass time_unit='ms' (`--time-unit ms`).",
+            ) from None
+        raise

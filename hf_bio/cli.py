@@ -41,9 +41,116 @@ def _cmd_backbones(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_convert_aves(args: argparse.Namespace) -> int:
+    from hf_bio.aves import convert_aves
+
+    try:
+        out = convert_aves(args.checkpoint, args.config_json, args.out_dir, overwrite=args.overwrite)
+    except ValueError as err:
+        print(f"hf-bio convert-aves: error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote a transformers HubertModel folder to {out}; use it as a backbone: --backbone {out}")
+    return 0
+
+
+def _check_dry_run_dir(dry_run: str | None) -> None:
+    """push_folder replaces the dry-run folder: allow that only for a new, empty or earlier dry-run folder."""
+    from pathlib import Path
+
+    if dry_run is None or not Path(dry_run).exists():
+        return
+    folder = Path(dry_run)
+    if not folder.is_dir():
+        raise ValueError(f"--dry-run {folder}: exists and is not a folder")
+    if not any(folder.iterdir()):
+        return
+    from huggingface_hub import metadata_load
+
+    readme = folder / "README.md"
+    tags = (metadata_load(readme) or {}).get("tags") or [] if readme.is_file() else []
+    if "hf-bio" not in tags or (folder / ".git").exists():
+        raise ValueError(
+            f"--dry-run {folder}: not empty and not an earlier hf-bio dry run; it would be replaced, "
+            f"so name a new or empty folder"
+        )
+
+
+def _push_staged(stage, repo_id: str, repo_type: str, args: argparse.Namespace, **push_kwargs) -> int:
+    """Stage the upload folder in a temporary place, then upload it (or copy it for --dry-run)."""
+    import tempfile
+    from pathlib import Path
+
+    from hf_bio.hub import push_folder
+
+    with tempfile.TemporaryDirectory(prefix="hf-bio-push-") as tmp:
+        try:
+            _check_dry_run_dir(args.dry_run)
+            staged = stage(Path(tmp) / "staged")
+            files = sorted(p.relative_to(staged).as_posix() for p in staged.rglob("*") if p.is_file())
+            where = push_folder(
+                staged, repo_id, repo_type, dry_run_dir=args.dry_run, private=args.private, **push_kwargs
+            )
+        except ValueError as error:
+            print(f"hf-bio: error: {error}", file=sys.stderr)
+            return 2
+        except Exception as error:  # Hub errors (offline, no token, no permission): say which, no trace
+            print(f"hf-bio: upload of {repo_id} failed: {type(error).__name__}: {error}", file=sys.stderr)
+            return 1
+    verb = "wrote (dry run, nothing uploaded)" if args.dry_run else "uploaded"
+    print(f"{verb} {len(files)} files: {where}")
+    for name in files:
+        print(f"  {name}")
+    return 0
+
+
+def _cmd_push_model(args: argparse.Namespace) -> int:
+    from hf_bio.model_card import stage_model_folder
+
+    def stage(out):
+        return stage_model_folder(args.run_dir, out, args.repo_id, license=args.license)
+
+    return _push_staged(stage, args.repo_id, "model", args)
+
+
+def _cmd_push_space(args: argparse.Namespace) -> int:
+    from hf_bio.space import stage_space_folder
+
+    def stage(out):
+        return stage_space_folder(args.space_dir, out, model=args.model)
+
+    return _push_staged(stage, args.repo_id, "space", args, space_sdk="gradio")
+
+
+def _cmd_space(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from hf_bio.space import DEFAULT_MODEL, launch, resolve_max_seconds, resolve_models
+
+    try:
+        resolve_max_seconds(args.max_seconds)
+    except ValueError as error:
+        print(f"hf-bio: error: {error}", file=sys.stderr)
+        return 2
+    if resolve_models(args.model)[0] == DEFAULT_MODEL and not Path(DEFAULT_MODEL).is_dir():
+        print(f"hf-bio: note: {DEFAULT_MODEL} does not exist yet: run `make demo`, or pass --model DIR_OR_REPO")
+    launch(args.model, host=args.host, port=args.port, max_seconds=args.max_seconds)
+    return 0
+
+
 def _cmd_prepare(args: argparse.Namespace) -> int:
     from dataset_scripts import PREPARERS
 
+    # A flag meant for another corpus would be ignored without a word: refuse it instead.
+    misplaced = [flag for flag, given, corpora in (
+        ("--keep-silence-noise", args.keep_silence_noise, ("imv", "demo")),
+        ("--time-unit", args.time_unit != "s", ("imv", "demo")),
+        ("--keep-s", args.keep_s, ("abzaliev",)),
+        ("--drop-species", bool(args.drop_species), ("watkins",)),
+        ("--demo-seed", args.demo_seed != 0, ("demo",)),
+    ) if given and args.corpus not in corpora]
+    if misplaced:
+        print(f"error: {', '.join(misplaced)} do(es) not apply to corpus {args.corpus!r}", file=sys.stderr)
+        return 2
     options: dict[str, object] = {
         "split": args.split, "skip_invalid": args.skip_invalid, "num_proc": args.num_proc, "overwrite": args.overwrite,
     }
@@ -110,18 +217,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_convert_aves(args: argparse.Namespace) -> int:
-    from hf_bio.aves import convert_aves
-
-    try:
-        out = convert_aves(args.checkpoint, args.config_json, args.out_dir, overwrite=args.overwrite)
-    except ValueError as err:
-        print(f"hf-bio convert-aves: error: {err}", file=sys.stderr)
-        return 2
-    print(f"wrote a transformers HubertModel folder to {out}; use it as a backbone: --backbone {out}")
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hf-bio",
@@ -142,6 +237,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out_dir", help="folder to write (config.json, model.safetensors, preprocessor_config.json)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT_DIR if it exists")
     p.set_defaults(func=_cmd_convert_aves)
+    p = sub.add_parser("push-model", help="push a trained run's model with its model card to the Hub")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="training run folder (results.json, model/)")
+    p.add_argument("repo_id", metavar="REPO_ID", help="Hub model repo, owner/name")
+    p.add_argument("--dry-run", metavar="DIR", help="write the folder that would be uploaded to DIR, upload nothing")
+    p.add_argument("--private", action="store_true", help="create the repo as private")
+    p.add_argument("--license", default="apache-2.0", help="licence of the model files (default: apache-2.0)")
+    p.set_defaults(func=_cmd_push_model)
+
+    p = sub.add_parser("push-space", help="push the Gradio Space (app folder + hf_bio code) to the Hub")
+    p.add_argument("space_dir", metavar="SPACE_DIR", help="the Space folder, e.g. spaces/hf-bio-demo")
+    p.add_argument("repo_id", metavar="REPO_ID", help="Hub Space repo, owner/name")
+    p.add_argument("--dry-run", metavar="DIR", help="write the folder that would be uploaded to DIR, upload nothing")
+    p.add_argument("--private", action="store_true", help="create the Space as private")
+    p.add_argument("--model", metavar="REPO_OR_DIR", help="the Space's default model: a Hub id, or a folder to ship")
+    p.set_defaults(func=_cmd_push_space)
+
+    p = sub.add_parser("space", help="serve the Gradio app locally (upload a call, see the labels)")
+    p.add_argument(
+        "--model", action="append", metavar="DIR_OR_REPO",
+        help="model folder or Hub id (repeat for several; default $HF_BIO_DEFAULT_MODEL or demo_output/model)",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="port (default: the first free one from 7860)")
+    p.add_argument("--max-seconds", type=float, default=None, help="longest recording accepted (default 60)")
+    p.set_defaults(func=_cmd_space)
 
     p = sub.add_parser(
         "prepare",
@@ -173,6 +293,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", metavar="DIR", help="write exactly the files that would be uploaded to DIR instead")
     p.add_argument("--private", action="store_true", help="create the dataset repo as private")
     p.set_defaults(func=_cmd_push_dataset)
+    from hf_bio.features import add_dataset_arguments
+    from hf_bio.recipe import add_data_arguments, add_recipe_arguments
+
+    p = sub.add_parser("train", help="train every layer's head from cached features (in-process; see hf_bio.train)")
+    add_data_arguments(p)
+    add_recipe_arguments(p)
+    add_dataset_arguments(p)  # --dataset DIR --backbone NAME: extract (or reuse the cache), train, export
+    p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser(
         "extract",
@@ -188,15 +316,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-seconds", type=float, default=16.0,
                    help="padded audio per batch; raise it on a GPU, lower it when memory is short")
     p.set_defaults(func=_cmd_extract)
-
-    from hf_bio.features import add_dataset_arguments
-    from hf_bio.recipe import add_data_arguments, add_recipe_arguments
-
-    p = sub.add_parser("train", help="train every layer's head from cached features (in-process; see hf_bio.train)")
-    add_data_arguments(p)
-    add_recipe_arguments(p)
-    add_dataset_arguments(p)
-    p.set_defaults(func=_cmd_train)
 
     return parser
 

@@ -138,6 +138,33 @@ class StackedAdam(torch.optim.Optimizer):
                     raise ValueError(f"StackedAdam: parameter of shape {tuple(p.shape)} lacks the member axis of size {num_members}")
         self.member_lr = torch.full((num_members,), float(lr), dtype=torch.float64)
         self.active = torch.ones(num_members, dtype=torch.bool)
+        self._use_fused = hasattr(torch, "_fused_adam_")
+
+    def _fused_step(self, p: torch.Tensor, state: dict, group: dict) -> bool:
+        """torch's fused Adam kernel (what `Adam(fused=True)` runs: one pass over p, grad, m, v) on the
+        members' slices, one call per distinct learning rate. Returns False where it is unavailable."""
+        if not self._use_fused or p.dtype != torch.float32:
+            return False
+        steps = state["step"].to(p.device, torch.float32)  # already incremented for the active members
+        beta1, beta2 = group["betas"]
+        by_lr: dict[float, list[int]] = {}
+        for k in self.active.nonzero().flatten().tolist():
+            by_lr.setdefault(float(self.member_lr[k]), []).append(k)
+        applied = False
+        try:
+            for lr, members in by_lr.items():
+                torch._fused_adam_(
+                    [p[k] for k in members], [p.grad[k] for k in members], [state["exp_avg"][k] for k in members],
+                    [state["exp_avg_sq"][k] for k in members], [], [steps[k] for k in members],
+                    lr=lr, beta1=beta1, beta2=beta2, weight_decay=0.0, eps=group["eps"], amsgrad=False, maximize=False,
+                )
+                applied = True
+        except (TypeError, RuntimeError, NotImplementedError):
+            if applied:
+                raise
+            self._use_fused = False  # this torch build's kernel differs: use the plain tensor ops from now on
+            return False
+        return True
 
     def state_dict(self):
         state = super().state_dict()
@@ -167,6 +194,8 @@ class StackedAdam(torch.optim.Optimizer):
                 active = self.active.to(torch.float64)
                 state["step"] += active
                 t = state["step"].clamp_min(1.0)
+                if self._fused_step(p, state, group):
+                    continue
                 shape = (-1,) + (1,) * (p.ndim - 1)
                 keep = self.active.to(p.device).view(shape)
                 grad = p.grad
@@ -179,5 +208,7 @@ class StackedAdam(torch.optim.Optimizer):
                     exp_avg_sq.copy_(torch.where(keep, exp_avg_sq * beta2 + (1 - beta2) * grad * grad, exp_avg_sq))
                 step_size = (self.member_lr * active / (1 - beta1**t)).to(p.device, p.dtype).view(shape)
                 bc2_sqrt = torch.sqrt(1 - beta2**t).to(p.device, p.dtype).view(shape)
-                p.sub_(step_size * (exp_avg / (exp_avg_sq.sqrt() / bc2_sqrt + group["eps"])))
+                # torch.optim.Adam: p -= step_size * m / (sqrt(v) / sqrt(bc2) + eps), with few temporaries
+                denom = exp_avg_sq.sqrt().div_(bc2_sqrt).add_(group["eps"])
+                p.sub_(exp_avg.div(denom).mul_(step_size))
         return loss

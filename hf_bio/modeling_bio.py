@@ -2,7 +2,7 @@
 
 Read top to bottom: input checks and preprocessing (peak normalisation, repeat padding), the backbone run in
 windows with a masked first group norm (so padding never changes a clip's features), pooling by running
-sums, standardisation with the training split's statistics, layer selection, the head.
+statistics, standardisation with the training split's statistics, layer selection, the head.
 
 This file, `configuration_bio.py` and `handcrafted.py` travel to the Hub as remote code: they import each
 other relatively and nothing else from hf_bio.
@@ -254,6 +254,12 @@ class BioClassifierModel(BioClassifierPreTrainedModel):
         self.backbone.eval()
         device = self.feature_mean.device
         clips = [self._windows(c.to(device)) for c in self._valid_clips(input_values, attention_mask, sampling_rate)]
+        too_short = [i for i, windows in enumerate(clips) if self._frame_lengths(torch.tensor([len(windows[-1])])) < 1]
+        if too_short:
+            raise ValueError(
+                f"batch items {too_short} are too short for the backbone to produce a single frame; "
+                "raise config.min_input_samples"
+            )
         shape = (len(clips), self.num_hidden_states, self.config.backbone_hidden_size)
         count = torch.zeros(len(clips), 1, 1, device=device)
         mean, m2 = torch.zeros(shape, device=device), torch.zeros(shape, device=device)
@@ -273,12 +279,6 @@ class BioClassifierModel(BioClassifierPreTrainedModel):
             mean[rows] += delta * weight
             m2[rows] += seg_m2 + delta.pow(2) * count[rows] * weight
             count[rows] = total
-        no_frames = (count.flatten() == 0).nonzero().flatten().tolist()
-        if no_frames:
-            raise ValueError(
-                f"batch items {no_frames} are too short for the backbone to produce a single frame; "
-                "raise config.min_input_samples"
-            )
         if self.config.pooling == "mean":
             return mean
         std = (m2 / count).sqrt()  # population std: a one-frame clip gives 0, not NaN

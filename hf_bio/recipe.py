@@ -67,6 +67,8 @@ def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
         help_text = f"{f.metadata.get('help', '')} (default: {default})"
         if f.name == "standardize":
             group.add_argument("--no-standardize", dest="standardize", action="store_false", default=None, help=help_text)
+        elif f.name == "uar_average":
+            group.add_argument(flag, choices=("balanced", "macro"), default=None, help=help_text)
         elif f.name in ("seeds", "hidden_sizes", "layers"):
             group.add_argument(flag, type=int, nargs="+", default=None, help=help_text)
         else:

@@ -116,8 +116,11 @@ class LayerwiseState:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state["signature"] != self.signature:
+            saved, now = json.loads(state["signature"]), json.loads(self.signature)
+            differ = sorted(key for key in now if saved.get(key) != now[key])
             raise ValueError(
-                "--resume: the checkpoint was written for other features or another recipe; "
+                f"--resume: the checkpoint was written with a different {', '.join(differ)} "
+                f"(recipe, feature meta, split sizes or number of processes); "
                 "use a new --output-dir or the original arguments"
             )
         for name, value in state.items():
@@ -126,10 +129,25 @@ class LayerwiseState:
         self.curves = json.loads(state["curves"])
 
 
+class LayerStandardizer:
+    """Selects the trained layers of a batch [B, L, D] and z-scores them with the training statistics.
+
+    Applied per batch, so the (possibly many-GB) feature cache is never copied.
+    """
+
+    def __init__(self, mean: torch.Tensor, std: torch.Tensor, layers: list[int]) -> None:
+        self.index = torch.tensor(layers)
+        self.mean, self.std = mean[layers], std[layers]
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.index_select(1, self.index.to(x.device))
+        return standardize(x, self.mean.to(x.device), self.std.to(x.device))
+
+
 def get_dataloaders(
     train: FeatureSet, val: FeatureSet, test: FeatureSet, recipe: TrainRecipe, layers: list[int]
-) -> tuple[TensorDataset, DataLoader, DataLoader, torch.Tensor, torch.Tensor]:
-    """Standardised features of the chosen layers: the training tensors and the eval loaders.
+) -> tuple[TensorDataset, DataLoader, DataLoader, LayerStandardizer, torch.Tensor, torch.Tensor]:
+    """The training tensors, the evaluation loaders, and the per-batch standardiser (+ its mean/std [L, D]).
 
     Training batches are drawn by index from a per-(seed, epoch) permutation (see `training_function`),
     because different seeds need different batch orders within one stacked step.
@@ -137,14 +155,9 @@ def get_dataloaders(
     mean, std = feature_stats(train)
     if not recipe.standardize:
         mean, std = torch.zeros_like(mean), torch.ones_like(std)
-
-    def prepare(split: FeatureSet) -> TensorDataset:
-        x = standardize(split.features[:, layers], mean[layers], std[layers])
-        return TensorDataset(x.contiguous(), split.labels)
-
-    val_loader = DataLoader(prepare(val), batch_size=recipe.eval_batch_size, shuffle=False)
-    test_loader = DataLoader(prepare(test), batch_size=recipe.eval_batch_size, shuffle=False)
-    return prepare(train), val_loader, test_loader, mean, std
+    val_loader = DataLoader(TensorDataset(val.features, val.labels), batch_size=recipe.eval_batch_size, shuffle=False)
+    test_loader = DataLoader(TensorDataset(test.features, test.labels), batch_size=recipe.eval_batch_size, shuffle=False)
+    return TensorDataset(train.features, train.labels), val_loader, test_loader, LayerStandardizer(mean, std, layers), mean, std
 
 
 def _member_inputs(x: torch.Tensor, num_seeds: int) -> torch.Tensor:
@@ -153,12 +166,12 @@ def _member_inputs(x: torch.Tensor, num_seeds: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(model, loader: DataLoader, accelerator, num_seeds: int) -> tuple[torch.Tensor, torch.Tensor]:
+def evaluate(model, loader: DataLoader, accelerator, num_seeds: int, zscore: LayerStandardizer) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits [N, K, C] and labels [N] over the whole split, gathered from every process."""
     model.eval()
     all_logits, all_labels = [], []
     for x, y in loader:
-        logits = model(_member_inputs(x, num_seeds)).transpose(0, 1).contiguous()
+        logits = model(_member_inputs(zscore(x), num_seeds)).transpose(0, 1).contiguous()
         logits, y = accelerator.gather_for_metrics((logits, y))
         all_logits.append(logits.cpu())
         all_labels.append(y.cpu())
@@ -206,7 +219,7 @@ def training_function(
     if recipe.batch_size % procs:
         raise ValueError(f"batch_size {recipe.batch_size} must be divisible by the number of processes ({procs})")
 
-    train_set, val_loader, test_loader, mean, std = get_dataloaders(train, val, test, recipe, layers)
+    train_set, val_loader, test_loader, zscore, mean, std = get_dataloaders(train, val, test, recipe, layers)
     model = StackedHeads(len(members), train.dim, recipe.hidden_sizes, num_labels, init_seeds=[_init_seed(s, layer) for s, layer in members])
     optimizer = StackedAdam(model.parameters(), len(members), lr=recipe.lr)
     model, optimizer, val_loader, test_loader = accelerator.prepare(model, optimizer, val_loader, test_loader)
@@ -233,7 +246,7 @@ def training_function(
         for start in range(0, n, recipe.batch_size):
             # Each process takes every P-th row of the global batch, so P processes step like one.
             rows = [p[start : start + recipe.batch_size][accelerator.process_index :: procs] for p in perms]
-            x = torch.cat([x_train[r].transpose(0, 1) for r in rows]).to(accelerator.device)
+            x = torch.cat([zscore(x_train[r].to(accelerator.device)).transpose(0, 1) for r in rows])
             y = torch.stack([y_train[r] for r in rows]).repeat_interleave(len(layers), dim=0).to(accelerator.device)
             logits = model(x)
             per_member = F.cross_entropy(logits.permute(0, 2, 1), y, reduction="none").sum(1)
@@ -244,7 +257,7 @@ def training_function(
             optimizer.zero_grad()
             loss_sum += per_member.detach()
         train_loss = (accelerator.reduce(loss_sum, reduction="sum") / n).cpu()
-        epoch_val = _scores(*evaluate(model, val_loader, accelerator, num_seeds), num_labels, recipe.uar_average)
+        epoch_val = _scores(*evaluate(model, val_loader, accelerator, num_seeds, zscore), num_labels, recipe.uar_average)
         state.update(epoch, unwrapped, unwrapped_optimizer, train_loss, epoch_val["loss"], epoch_val["uar"])
         _save_checkpoint(accelerator, checkpoint)
         _after_epoch_checkpoint(epoch)
@@ -253,13 +266,17 @@ def training_function(
     with torch.no_grad():
         for name, p in unwrapped.named_parameters():
             p.copy_(state.best_params[name].to(p.device))
-    val_scores = _scores(*evaluate(model, val_loader, accelerator, num_seeds), num_labels, recipe.uar_average)
-    test_logits, test_labels = evaluate(model, test_loader, accelerator, num_seeds)
+    val_scores = _scores(*evaluate(model, val_loader, accelerator, num_seeds, zscore), num_labels, recipe.uar_average)
+    test_logits, test_labels = evaluate(model, test_loader, accelerator, num_seeds, zscore)
     test_scores = _scores(test_logits, test_labels, num_labels, recipe.uar_average)
     results = _results(train, recipe, members, state, val_scores, test_scores)
     if accelerator.is_main_process:
         _write_run_dir(output_dir, results, unwrapped, members, layers, mean, std, val, test, val_scores, test_scores, state, train)
     accelerator.wait_for_everyone()
+    # An Accelerator passed in may train again: do not leave this run's state registered on it.
+    custom = getattr(accelerator, "_custom_objects", None)
+    if isinstance(custom, list) and state in custom:
+        custom.remove(state)
     return results
 
 

@@ -57,16 +57,18 @@ socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
 
 @pytest.fixture(scope="session")
 def shared_dir() -> str:
-    """The reference folder `shared/` (real CC0 recordings), found by walking up from this file.
+    """The reference folder `shared/` holding real CC0 recordings.
 
-    It sits beside the checkout: `../shared` from /work/main, `../../shared` from a worktree /work/wt/<name>.
+    It sits beside the checkout (`../shared`, as in CI) or higher up (a worktree in `/work/wt/<name>`
+    with `/work/shared`): the nearest ancestor holding `shared/README.md` wins.
     """
     here = os.path.dirname(os.path.abspath(__file__))
+    folder = os.path.dirname(here)
     while True:
-        candidate = os.path.join(here, "shared")
+        candidate = os.path.join(folder, "shared")
         if os.path.isfile(os.path.join(candidate, "README.md")):
             return candidate
-        parent = os.path.dirname(here)
-        if parent == here:
-            pytest.skip("no shared/README.md in any folder above the tests")
-        here = parent
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            pytest.fail(f"no shared/ folder (with README.md) beside or above {os.path.dirname(here)}")
+        folder = parent

@@ -159,3 +159,15 @@ def test_real_mp3s_decode_to_16k_mono(tmp_path: Path, shared_dir: str) -> None:
     assert len(seen) == len(sources)
     assert {rate for rate, _ in seen.values()} == {44_100, 48_000}
     assert {channels for _, channels in seen.values()} == {1, 2}
+
+
+def test_imv_times_in_milliseconds_get_a_hint_and_a_flag(tmp_path: Path) -> None:
+    root, rows = make_imv(tmp_path / "raw", calls_per_recording=3)
+    for row in rows:
+        row["start"], row["end"] = f"{float(row['start']) * 1000:.0f}", f"{float(row['end']) * 1000:.0f}"
+    write_labels(root, rows)
+    with pytest.raises(InvalidCorpusError, match=r"(?s)lies outside the recording.*--time-unit ms"):
+        prepare_imv(root, tmp_path / "out", verbose=False)
+    dd = prepare_imv(root, tmp_path / "out", time_unit="ms", verbose=False)
+    first = min((r for s in dd for r in dd[s].remove_columns("audio")), key=lambda r: (r["recording"], r["start"]))
+    assert (first["start"], first["end"]) == (0.3, 0.4)

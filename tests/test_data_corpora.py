@@ -140,7 +140,8 @@ def test_self_contained_after_deleting_raw_and_moving(tmp_path: Path) -> None:
     before = load_prepared(tmp_path / "out")["train"][0]["audio"]["array"]
     shutil.rmtree(tmp_path / "raw")
     os.rename(tmp_path / "out", tmp_path / "moved")
-    for dd in (datasets.load_dataset(str(tmp_path / "moved")), datasets.load_from_disk(str(tmp_path / "moved"))):
+    moved = str(tmp_path / "moved")
+    for dd in (datasets.load_dataset(moved, cache_dir=str(tmp_path / "hf_cache")), datasets.load_from_disk(moved)):
         assert list(dd) == SPLITS
         assert sum(len(dd[s]) for s in SPLITS) == 12
         assert dd["train"].features["label"].names == ["Atlantic_Spotted_Dolphin", "Bowhead_Whale", "Weddell_Seal"]
@@ -152,7 +153,9 @@ def test_rerun_is_safe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import hf_bio.data as data
 
     make_abzaliev(tmp_path / "raw", per_code=1)
+    (tmp_path / ".out.building-999999999").mkdir()  # left by a killed run: its process is gone
     prepare_abzaliev(tmp_path / "raw", tmp_path / "out", verbose=False)
+    assert not (tmp_path / ".out.building-999999999").exists()
     marker = tmp_path / "out" / MARKER_NAME
     stamp = marker.stat().st_mtime_ns
     prepare_abzaliev(tmp_path / "raw", tmp_path / "out", verbose=False)  # same settings: nothing rebuilt
@@ -201,7 +204,7 @@ def test_push_dry_run_writes_exactly_what_load_dataset_needs(imv: tuple[Path, Pa
     assert [p.relative_to(out) for p in hub_files(out)] == [Path(p) for p in
                                                              ["README.md", *[f"data/{s}-00000-of-00001.parquet"
                                                                              for s in ("test", "train", "validation")]]]
-    dd = datasets.load_dataset(str(tmp_path / "dry"))
+    dd = datasets.load_dataset(str(tmp_path / "dry"), cache_dir=str(tmp_path / "hf_cache"))
     assert [len(dd[s]) for s in SPLITS] == [26, 7, 3]
     with pytest.raises(ValueError, match="owner/name"):
         push_prepared(out, "no-owner", dry_run_dir=tmp_path / "x")
@@ -220,3 +223,25 @@ def test_cli_prepare(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert summary["params"]["split"] == "grouped" and summary["params"]["seed"] == 7
     assert main(["prepare", "watkins", str(root), str(tmp_path / "w")]) == 1
     assert "annotations.csv not found" in capsys.readouterr().err
+    assert main(["prepare", "imv", str(root), str(tmp_path / "x"), "--keep-s"]) == 2
+    assert "--keep-s do(es) not apply to corpus 'imv'" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_prepare_is_deterministic(watkins: tuple[Path, Path], tmp_path: Path) -> None:
+    raw, out = watkins
+    first = load_prepared(out)
+    again = prepare_watkins(raw, tmp_path / "again", split="stratified", seed=3, verbose=False)
+    other = prepare_watkins(raw, tmp_path / "other", split="stratified", seed=4, verbose=False)
+    for s in SPLITS:
+        assert again[s]["file_id"] == first[s]["file_id"]
+        assert again[s].data.column("audio").equals(first[s].data.column("audio")), "same bytes"
+    assert any(other[s]["file_id"] != first[s]["file_id"] for s in SPLITS)
+
+
+def test_prepare_leaves_the_global_cache_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "global_cache")
+    make_abzaliev(tmp_path / "raw", per_code=1)
+    prepare_abzaliev(tmp_path / "raw", tmp_path / "out", num_proc=2, verbose=False)
+    assert not (tmp_path / "global_cache").exists() or not any((tmp_path / "global_cache").iterdir())
+    assert not (tmp_path / "out" / ".cache").exists(), "the build cache is deleted"

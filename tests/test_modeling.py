@@ -195,6 +195,8 @@ def test_bad_input_gets_a_clear_error(hubert: BioClassifierModel) -> None:
         hubert(values, mask, sampling_rate=44100)
     with pytest.raises(ValueError, match="right padding"):
         hubert(values, attention_mask=mask.flip(-1))
+    with pytest.raises(ValueError, match=r"batch items \[0\] are too short.*min_input_samples"):
+        hubert(torch.randn(1, 30))  # shorter than the tiny backbone's 40-sample receptive field
     with pytest.raises(ValueError, match="backbone_config"):
         BioClassifierConfig(backbone_config={"model_type": "bert"})
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -54,12 +55,14 @@ def test_init_matches_nn_linear_default_distribution():
     assert not torch.equal(w, heads.member_state_dict(1)["blocks.0.0.weight"])
 
 
-def test_training_steps_equal_separate_adam():
+@pytest.mark.parametrize("fused", [True, False], ids=["fused-kernel", "tensor-ops"])
+def test_training_steps_equal_separate_adam(fused):
     """Several Adam steps on the stacked heads == each reference head trained alone with torch Adam."""
     torch.manual_seed(0)
     heads = StackedHeads(3, in_dim=12, hidden_sizes=(10, 8), num_labels=4, init_seeds=[0, 1, 2])
     refs = _references(heads)
     opt = StackedAdam(heads.parameters(), 3, lr=1e-2)
+    opt._use_fused = fused and hasattr(torch, "_fused_adam_")
     ref_opts = [torch.optim.Adam(r.parameters(), lr=1e-2) for r in refs]
     opt.member_lr[2] = 1e-3  # a member whose plateau schedule already reduced its learning rate
     for g in ref_opts[2].param_groups:

@@ -141,3 +141,17 @@ def test_evaluate_module_doctests(uar_metric, monkeypatch):
     assert runner.summarize(verbose=False).attempted >= 5
     assert runner.summarize(verbose=False).failed == 0
     assert os.path.isfile(ROOT / "metrics" / "uar" / "README.md")
+
+
+@pytest.mark.slow
+def test_space_app_builds_and_computes():
+    """metrics/uar/app.py builds its gradio 6 interface (not launched) and its callback scores a table."""
+    pytest.importorskip("gradio")
+    import runpy
+
+    import pandas as pd
+
+    ns = runpy.run_path(str(ROOT / "metrics" / "uar" / "app.py"))  # demo.launch() only runs under __main__
+    table = pd.DataFrame([[0, 0], [1, 0], [1, 1]], columns=["predictions", "references"])
+    assert ns["compute"](table, "balanced", True, False) == {"uar": 0.75, "per_class_recall": [0.5, 1.0]}
+    assert type(ns["demo"]).__name__ == "Interface"
