@@ -188,12 +188,32 @@ def _cmd_push_dataset(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_extract(args: argparse.Namespace) -> int:
+    from hf_bio.features import SPLITS, extract_prepared, feature_set_dir
+
+    splits = SPLITS if args.split == "all" else (args.split,)
+    try:
+        out = extract_prepared(
+            args.dataset_dir, args.backbone, splits=splits, cache_dir=args.cache_dir, revision=args.revision,
+            max_window_seconds=args.max_window_seconds, batch_max_seconds=args.batch_seconds,
+        )
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    for split, features in out.items():
+        print(f"{split}: {len(features)} clips x {features.num_layers} hidden states x {features.dim} -> "
+              f"{feature_set_dir(args.cache_dir, features)}")
+    return 0
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from hf_bio.train import run_from_args, summary
 
     results = run_from_args(args)
     print(summary(results))
     print(f"wrote {args.output_dir}")
+    if getattr(args, "dataset", None) and not args.no_export:
+        print(f"exported layer {results['best_layer']}'s model to {args.output_dir}/model")
     return 0
 
 
@@ -316,11 +336,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", metavar="DIR", help="write exactly the files that would be uploaded to DIR instead")
     p.add_argument("--private", action="store_true", help="create the dataset repo as private")
     p.set_defaults(func=_cmd_push_dataset)
+    from hf_bio.features import add_dataset_arguments
     from hf_bio.recipe import add_data_arguments, add_recipe_arguments
 
     p = sub.add_parser("train", help="train every layer's head from cached features (in-process; see hf_bio.train)")
     add_data_arguments(p)
     add_recipe_arguments(p)
+    add_dataset_arguments(p)  # --dataset DIR --backbone NAME: extract (or reuse the cache), train, export
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser(
@@ -352,6 +374,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("results", help="results.json, results.csv or the folder holding them")
     p.add_argument("--out", help="output folder (default: beside the results)")
     p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser(
+        "extract",
+        help="run a frozen backbone once over a prepared dataset and cache every layer's pooled features",
+    )
+    p.add_argument("dataset_dir", help="a prepared dataset folder (hf-bio prepare)")
+    p.add_argument("--backbone", required=True, help="registry name (hf-bio backbones), Hub id or local folder")
+    p.add_argument("--split", choices=["train", "validation", "test", "all"], default="all")
+    p.add_argument("--cache-dir", default=None, help="default: $HF_BIO_CACHE/features or ~/.cache/hf_bio/features")
+    p.add_argument("--revision", default=None, help="the backbone's Hub revision (branch, tag or commit)")
+    p.add_argument("--max-window-seconds", type=float, default=None,
+                   help="run longer clips in windows of this length (default: the model's, 20 s)")
+    p.add_argument("--batch-seconds", type=float, default=16.0,
+                   help="padded audio per batch; raise it on a GPU, lower it when memory is short")
+    p.set_defaults(func=_cmd_extract)
 
     return parser
 

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from hf_bio.feature_set import FeatureSet, check_compatible, feature_stats
+from hf_bio.features import add_dataset_arguments
 from hf_bio.heads import StackedAdam, StackedHeads
 from hf_bio.recipe import TrainRecipe, add_data_arguments, add_recipe_arguments, recipe_from_args
 from hf_bio.uar import confusion_matrix, uar_from_confusion
@@ -446,7 +447,47 @@ def train_layerwise(
     return training_function(train, val, test, recipe or TrainRecipe(), output_dir, accelerator, resume)
 
 
+def run_from_dataset(args: argparse.Namespace, accelerator=None) -> dict[str, Any]:
+    """Extract (or load from the cache) train/validation/test of `args.dataset`, train every layer, export.
+
+    Under accelerate every process extracts its own shards of each split, then all train together;
+    the main process exports the best layer's model to RUN_DIR/model (`hf_bio.export.export_model`).
+    """
+    from accelerate import Accelerator
+
+    from hf_bio.data import load_prepared
+    from hf_bio.export import export_model
+    from hf_bio.features import default_cache_dir, extract_splits, extraction_model
+
+    if not args.backbone:
+        raise ValueError("--dataset needs --backbone NAME_OR_PATH (see `hf-bio backbones`)")
+    accelerator = accelerator or Accelerator()
+    dataset = load_prepared(args.dataset)
+    overrides = {} if args.max_window_seconds is None else {"max_window_seconds": args.max_window_seconds}
+    label_names = dataset["train"].features["label"].names
+    model, backbone_id, backbone_name = extraction_model(args.backbone, label_names, revision=args.revision, **overrides)
+    model.to(accelerator.device)
+    features = extract_splits(
+        dataset, model, args.cache_dir or default_cache_dir(), backbone_id=backbone_id, revision=args.revision,
+        dataset_name=Path(args.dataset).name, backbone_name=backbone_name, accelerator=accelerator,
+        batch_max_seconds=args.batch_seconds, progress=accelerator.is_main_process,
+    )
+    results = train_layerwise(
+        features["train"], features["validation"], features["test"], recipe=recipe_from_args(args),
+        output_dir=args.output_dir, accelerator=accelerator, resume=args.resume,
+    )
+    if not args.no_export:
+        if accelerator.is_main_process:
+            export_model(args.output_dir, model.cpu(), layer=results["best_layer"])
+        accelerator.wait_for_everyone()
+    return results
+
+
 def run_from_args(args: argparse.Namespace, accelerator=None) -> dict[str, Any]:
+    if getattr(args, "dataset", None):
+        return run_from_dataset(args, accelerator)
+    if not all(getattr(args, f"{s}_features", None) for s in ("train", "val", "test")):
+        raise ValueError("pass --train-features, --val-features and --test-features, or --dataset and --backbone")
     recipe = recipe_from_args(args)
     splits = [FeatureSet.load(getattr(args, f"{s}_features")) for s in ("train", "val", "test")]
     return train_layerwise(*splits, recipe=recipe, output_dir=args.output_dir, accelerator=accelerator, resume=args.resume)
@@ -463,6 +504,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     add_data_arguments(parser)
     add_recipe_arguments(parser)
+    add_dataset_arguments(parser)  # hf_bio.features: --dataset DIR --backbone NAME
     args = parser.parse_args(argv)
     from accelerate import Accelerator
 
@@ -470,6 +512,8 @@ def main(argv: list[str] | None = None) -> None:
     results = run_from_args(args, accelerator)
     accelerator.print(summary(results))
     accelerator.print(f"wrote {args.output_dir}")
+    if args.dataset and not args.no_export:
+        accelerator.print(f"exported layer {results['best_layer']}'s model to {Path(args.output_dir) / 'model'}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,151 @@
+"""End to end: demo corpus -> prepare -> extract (tiny random HuBERT) -> train every layer -> export -> reload.
+
+The exported model, run from audio on the test split, must make exactly the predictions the run reported for
+that layer, so its test UAR is the run's test UAR.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models gain nothing from threads, and on a shared 2-core machine threads wait on each other."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    from dataset_scripts.demo import prepare_demo
+
+    root = tmp_path_factory.mktemp("e2e")
+    prepare_demo(root / "raw", root / "data", num_twins=1, recordings_per_caller=2, recording_s=12.0,
+                 calls_per_recording=20, verbose=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def run(prepared):
+    from hf_bio.train import main
+
+    main([
+        "--dataset", str(prepared / "data"), "--backbone", "tiny-random-hubert", "--cache-dir", str(prepared / "cache"),
+        "--output-dir", str(prepared / "run"), "--max-epochs", "4",
+    ])
+    return prepared / "run"
+
+
+def test_exported_model_reproduces_the_runs_test_predictions(prepared, run):
+    from datasets import load_from_disk
+    from transformers import AutoModelForAudioClassification, pipeline
+
+    import hf_bio.modeling_bio  # noqa: F401  (registers the model type with the Auto classes)
+    from hf_bio.uar import uar_score
+
+    results = json.loads((run / "results.json").read_text())
+    best = results["best_layer"]
+    assert {r["layer"] for r in results["layers"]} == {0, 1, 2}  # every hidden state of the 2-layer model
+    model = AutoModelForAudioClassification.from_pretrained(run / "model").eval()
+    assert model.config.layer_selection == best
+    assert list(model.config.id2label.values()) == results["dataset"]["label_names"]
+    assert float(model.feature_std.min()) > 0 and not torch.equal(model.feature_std, torch.ones_like(model.feature_std))
+
+    test = load_from_disk(str(prepared / "data"))["test"]
+    assert len(test) >= 6
+    predictions, labels = [], []
+    with torch.inference_mode():
+        for row in test:
+            audio = torch.tensor(np.asarray(row["audio"]["array"], dtype=np.float32))[None]
+            predictions.append(int(model(input_values=audio).logits.argmax(-1)))
+            labels.append(int(row["label"]))
+    saved = load_file(str(run / "predictions.safetensors"))
+    layer_index = saved["layers"].tolist().index(best)
+    assert labels == saved["test_labels"].tolist()
+    assert predictions == saved["test_predictions"][layer_index].tolist()
+    row = next(r for r in results["layers"] if r["layer"] == best)
+    assert uar_score(labels, predictions, average=results["uar_average"]) == pytest.approx(row["test_uar"], abs=1e-12)
+
+    classifier = pipeline("audio-classification", model=str(run / "model"), device="cpu")
+    for i in range(2):
+        clip = np.asarray(test[i]["audio"]["array"], dtype=np.float32)
+        top = classifier({"raw": clip, "sampling_rate": 16000}, top_k=1)[0]["label"]
+        assert top == results["dataset"]["label_names"][predictions[i]]
+
+
+def test_any_layer_exports_and_reproduces_its_own_predictions(prepared, run, tmp_path):
+    """The worst layer too (it makes mistakes on the demo), exported from a backbone name, not the model."""
+    import shutil
+
+    from transformers import AutoModelForAudioClassification
+
+    from hf_bio.export import export_model
+
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("model", "checkpoint"))
+    results = json.loads((copy / "results.json").read_text())
+    worst = min(results["layers"], key=lambda r: (r["test_uar"], -r["layer"]))
+    folder = export_model(copy, "tiny-random-hubert", layer=worst["layer"])
+    model = AutoModelForAudioClassification.from_pretrained(folder).eval()
+    assert model.config.layer_selection == worst["layer"]
+
+    from datasets import load_from_disk
+
+    test = load_from_disk(str(prepared / "data"))["test"]
+    with torch.inference_mode():
+        predictions = [
+            int(model(input_values=torch.tensor(np.asarray(row["audio"]["array"], dtype=np.float32))[None]).logits.argmax())
+            for row in test
+        ]
+    saved = load_file(str(copy / "predictions.safetensors"))
+    assert predictions == saved["test_predictions"][saved["layers"].tolist().index(worst["layer"])].tolist()
+
+    with pytest.raises(ValueError, match="layer 7 was not trained"):
+        export_model(copy, "tiny-random-hubert", layer=7)
+    with pytest.raises(ValueError, match="seed 1 was not trained"):
+        export_model(copy, "tiny-random-hubert", layer=0, seed=1)
+    with pytest.raises(ValueError, match="not a training run folder"):
+        export_model(tmp_path / "nothing", "tiny-random-hubert")
+
+
+def test_a_second_run_reuses_the_feature_cache(prepared, run, monkeypatch):
+    from hf_bio.modeling_bio import BioClassifierModel
+    from hf_bio.train import main
+
+    def no_backbone(*args, **kwargs):
+        raise AssertionError("the backbone ran although every split is cached")
+
+    monkeypatch.setattr(BioClassifierModel, "pooled_hidden_states", no_backbone)
+    main([
+        "--dataset", str(prepared / "data"), "--backbone", "tiny-random-hubert", "--cache-dir", str(prepared / "cache"),
+        "--output-dir", str(prepared / "run2"), "--max-epochs", "4", "--no-export",
+    ])
+    first = json.loads((run / "results.json").read_text())
+    second = json.loads((prepared / "run2" / "results.json").read_text())
+    assert [r["test_uar"] for r in second["layers"]] == [r["test_uar"] for r in first["layers"]]
+    assert not (prepared / "run2" / "model").exists()
+
+
+def test_cli_extract_prints_the_cache_folders(prepared, run, capsys):
+    from hf_bio.cli import main
+
+    assert main(["extract", str(prepared / "data"), "--backbone", "tiny-random-hubert",
+                 "--cache-dir", str(prepared / "cache"), "--split", "all"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split(":")[0] for line in lines] == ["train", "validation", "test"]
+    for line in lines:
+        folder = line.rsplit("-> ", 1)[1]
+        assert (prepared / "cache").as_posix() in folder and (Path(folder) / "meta.json").is_file()
+    assert main(["extract", str(prepared / "nowhere"), "--backbone", "tiny-random-hubert"]) == 1
+    assert "error:" in capsys.readouterr().err
