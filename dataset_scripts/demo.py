@@ -108,11 +108,17 @@ def _call(kind: str, pitch: float, rate: int, rng: np.random.Generator) -> np.nd
 
 
 def _recording(
-    rate: int, seconds: float, calls: int, pitches: dict[int, float], owner: int, rng: np.random.Generator
+    rate: int,
+    seconds: float,
+    calls: int,
+    pitches: dict[int, float],
+    owner: int,
+    rng: np.random.Generator,
+    noise_level: float = 0.01,
 ) -> tuple[np.ndarray, list[tuple[float, float, int, int]]]:
     n = int(seconds * rate)
     t = np.arange(n) / rate
-    audio = 0.01 * rng.standard_normal(n) + 0.005 * np.sin(2 * np.pi * 50 * t)  # background hiss and hum
+    audio = noise_level * rng.standard_normal(n) + 0.005 * np.sin(2 * np.pi * 50 * t)  # background hiss and hum
     rows: list[tuple[float, float, int, int]] = []
     cursor = 0.2
     slot = (seconds - 0.4) / max(calls, 1)
@@ -147,6 +153,7 @@ def make_demo_corpus(
     recordings_per_caller: int = 2,
     recording_s: float = 30.0,
     calls_per_recording: int = 30,
+    noise_level: float = 0.01,
 ) -> Path:
     """Write the synthetic corpus to `raw_dir` in IMV's raw layout; returns `raw_dir`.
 
@@ -159,6 +166,8 @@ def make_demo_corpus(
         recordings_per_caller: recordings worn by each marmoset.
         recording_s: length of each recording in seconds.
         calls_per_recording: annotated rows per recording (about 1 in 6 is Silence/Noise).
+        noise_level: standard deviation of the background hiss (calls peak at 0.1-0.4); raise it to
+            make the task harder (`make demo` uses a noisier corpus so that models differ).
     """
     raw_dir = Path(raw_dir).absolute()
     if recording_s < 1.0 or calls_per_recording < 1 or recording_s / calls_per_recording < 0.3:
@@ -169,7 +178,7 @@ def make_demo_corpus(
     if num_twins < 1 or recordings_per_caller < 1:
         raise ValueError("num_twins and recordings_per_caller must be >= 1")
     params = {"seed": seed, "num_twins": num_twins, "recordings_per_caller": recordings_per_caller,
-              "recording_s": recording_s, "calls_per_recording": calls_per_recording}
+              "recording_s": recording_s, "calls_per_recording": calls_per_recording, "noise_level": noise_level}
     marker = raw_dir / MARKER_NAME
     if marker.is_file() and json.loads(marker.read_text()) == params:
         return raw_dir
@@ -190,7 +199,7 @@ def make_demo_corpus(
                 filename = f"201609{session + 1:02d}_Twin{twin}_marmoset{owner}"
                 rate = SAMPLING_RATES[k % len(SAMPLING_RATES)]
                 k += 1
-                audio, calls = _recording(rate, recording_s, calls_per_recording, pitches, owner, rng)
+                audio, calls = _recording(rate, recording_s, calls_per_recording, pitches, owner, rng, noise_level)
                 folder = build / "data" / f"twin_{twin}"
                 folder.mkdir(parents=True, exist_ok=True)
                 sf.write(folder / f"{filename}.wav", audio, rate, subtype="PCM_16")
@@ -218,8 +227,8 @@ def prepare_demo(raw_dir: str | Path, output_dir: str | Path, seed: int = 0, **k
     """
     from dataset_scripts.imv import prepare_imv
 
-    sizes = {k: kwargs.pop(k) for k in ("num_twins", "recordings_per_caller", "recording_s", "calls_per_recording")
-             if k in kwargs}
+    sizes = {k: kwargs.pop(k) for k in ("num_twins", "recordings_per_caller", "recording_s", "calls_per_recording",
+                                        "noise_level") if k in kwargs}
     make_demo_corpus(raw_dir, seed, **sizes)  # type: ignore[arg-type]
     split_seed = kwargs.pop("split_seed", 42)
     return prepare_imv(raw_dir, output_dir, seed=split_seed, corpus=DEMO_CORPUS, **kwargs)  # type: ignore[arg-type]

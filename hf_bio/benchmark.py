@@ -65,7 +65,11 @@ class BenchmarkConfig:
             raise ValueError("BenchmarkConfig.backbones is empty: give backbone names, `paper` or `offline`")
         from hf_bio.recipe import TrainRecipe
 
-        TrainRecipe(**self.recipe)  # fail now, naming the bad field, rather than after hours of extraction
+        # Fail now, naming the bad field, rather than after hours of extraction.
+        unknown = sorted(set(self.recipe) - {f.name for f in fields(TrainRecipe)})
+        if unknown:
+            raise ValueError(f"unknown recipe field(s) {unknown}; known: {[f.name for f in fields(TrainRecipe)]}")
+        TrainRecipe(**self.recipe)
 
     @classmethod
     def from_file(cls, path: str | Path, **overrides: Any) -> BenchmarkConfig:
@@ -207,7 +211,7 @@ class BenchmarkRunner:
         paths = write_results(rows, self.output)
         for dataset, (backbone, layer) in best_models(rows).items():
             run_dir, _ = run_dirs[(dataset, backbone)]
-            confusions.append(confusion_input_from_run(run_dir, layer))
+            confusions.append(confusion_input_from_run(run_dir, _run_layer(layer), model=f"{backbone}, layer {layer}"))
         comparisons = self._comparisons(rows, run_dirs)
         paths.update(write_report(rows, self.output, confusion_inputs=confusions, comparisons=comparisons,
                                   n_resamples=self.config.n_resamples))
@@ -266,7 +270,7 @@ class BenchmarkRunner:
                 predictions = arrays["test_predictions"]
                 predictions = predictions[None] if predictions.ndim == 2 else predictions
                 layer_order = list(dict.fromkeys(e["layer"] for e in results["layers"]))
-                index = layer_order.index(layer if isinstance(layer, int) else 0)
+                index = layer_order.index(_run_layer(layer))
                 picks.append((f"{backbone} (layer {layer})", arrays["test_labels"], predictions[0, index]))
             comparisons.append(Comparison(dataset, picks[0][0], picks[1][0], picks[0][1], picks[0][2], picks[1][2]))
         return comparisons
@@ -284,6 +288,11 @@ class BenchmarkRunner:
             paths[f"models/{dataset}"] = model_dir
             self.log(f"[{dataset}] best model: {backbone} layer {layer} -> {model_dir}")
         return paths
+
+
+def _run_layer(layer: int | str) -> int:
+    """The layer index inside a run folder: a fusion row's layer ("mean", "concat") is its run's only layer, 0."""
+    return layer if isinstance(layer, int) else 0
 
 
 def _mean_val(rows, dataset, backbone, layer) -> float:

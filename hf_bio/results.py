@@ -239,7 +239,9 @@ def load_run_predictions(run_dir: str | os.PathLike) -> dict[str, Any]:
 
     Keys (contract 5): `test_labels` [N], `test_predictions` [L, N] (argmax per trained layer, in the order
     of the layers in `results.json`), `val_labels`, `val_predictions`. A leading seed axis [S, L, N] is
-    accepted too, seeds in the order of `results.json`'s `seeds`.
+    accepted too, seeds in the order of `results.json`'s `seeds`; when the file also holds
+    `<split>_predictions_per_seed` [S, L, N] (hf_bio.train writes the first seed alone under the plain
+    name), that is what `<split>_predictions` returns, so every seed is scored.
     """
     from safetensors.numpy import load_file
 
@@ -250,6 +252,9 @@ def load_run_predictions(run_dir: str | os.PathLike) -> dict[str, Any]:
     for key in ("test_labels", "test_predictions"):
         if key not in arrays:
             raise ValueError(f"{path} has no tensor {key!r} (found {sorted(arrays)}); re-run training to rewrite it")
+    for split in ("test", "val"):
+        if f"{split}_predictions_per_seed" in arrays:
+            arrays[f"{split}_predictions"] = arrays[f"{split}_predictions_per_seed"]
     return arrays
 
 
