@@ -595,7 +595,10 @@ def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--revision", default=None, help="the backbone's Hub revision")
     group.add_argument("--cache-dir", default=None, help="feature cache root (default: $HF_BIO_CACHE/features)")
     group.add_argument("--max-window-seconds", type=float, default=None, help="window length for long clips")
-    group.add_argument("--batch-seconds", type=float, default=16.0, help="padded audio per extraction batch")
+    group.add_argument("--batch-seconds", type=float, default=DEFAULT_BATCH_MAX_SECONDS,
+                       help="padded audio per extraction batch")
+    group.add_argument("--shard-size", type=int, default=DEFAULT_SHARD_SIZE,
+                       help="clips per cache shard: the unit of resumption and of work per process")
     group.add_argument("--no-export", action="store_true", help="do not write RUN_DIR/model")
     for action in parser._actions:
         if action.dest in ("train_features", "val_features", "test_features"):

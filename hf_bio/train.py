@@ -470,7 +470,7 @@ def run_from_dataset(args: argparse.Namespace, accelerator=None) -> dict[str, An
     features = extract_splits(
         dataset, model, args.cache_dir or default_cache_dir(), backbone_id=backbone_id, revision=args.revision,
         dataset_name=Path(args.dataset).name, backbone_name=backbone_name, accelerator=accelerator,
-        batch_max_seconds=args.batch_seconds, progress=accelerator.is_main_process,
+        batch_max_seconds=args.batch_seconds, shard_size=args.shard_size, progress=accelerator.is_main_process,
     )
     results = train_layerwise(
         features["train"], features["validation"], features["test"], recipe=recipe_from_args(args),

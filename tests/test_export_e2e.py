@@ -7,6 +7,9 @@ that layer, so its test UAR is the run's test UAR.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -149,3 +152,34 @@ def test_cli_extract_prints_the_cache_folders(prepared, run, capsys):
         assert (prepared / "cache").as_posix() in folder and (Path(folder) / "meta.json").is_file()
     assert main(["extract", str(prepared / "nowhere"), "--backbone", "tiny-random-hubert"]) == 1
     assert "error:" in capsys.readouterr().err
+
+
+def test_two_accelerate_processes_share_the_extraction(prepared, run, tmp_path):
+    """`accelerate launch` with 2 CPU processes: each extracts its own shards, the cache equals one process's."""
+    from hf_bio.feature_set import FeatureSet
+
+    root = Path(__file__).resolve().parent.parent
+    config = (root / "accelerate_config.yaml").read_text()
+    two = config.replace("distributed_type: 'NO'", "distributed_type: MULTI_GPU").replace("num_processes: 1", "num_processes: 2")
+    (tmp_path / "two.yaml").write_text(two)
+    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(root)}
+    cmd = [
+        sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(tmp_path / "two.yaml"), "-m", "hf_bio.train",
+        "--dataset", str(prepared / "data"), "--backbone", "tiny-random-hubert", "--cache-dir", str(tmp_path / "cache"),
+        "--shard-size", "8", "--output-dir", str(tmp_path / "run"), "--max-epochs", "2", "--no-export",
+    ]
+    proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    # The main process computes only the even shards and refuses to assemble with any shard missing, so
+    # a finished cache means the second process did its share.
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / "run" / "results.json").is_file()
+    for entry in (tmp_path / "cache").iterdir():
+        two_procs = FeatureSet.load(entry / "features")
+        assert not (entry / "shards").exists()
+        one_proc = next(
+            FeatureSet.load(e / "features") for e in (prepared / "cache").iterdir()
+            if json.loads((e / "key.json").read_text())["inputs"]["split"] == two_procs.split
+        )
+        assert torch.equal(two_procs.labels, one_proc.labels)
+        # Other shard sizes give other batches: equal up to float rounding, not bit for bit.
+        assert torch.allclose(two_procs.features, one_proc.features, atol=1e-5)
