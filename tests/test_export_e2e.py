@@ -123,17 +123,18 @@ def test_any_layer_exports_and_reproduces_its_own_predictions(prepared, run, tmp
 
 
 def test_a_second_run_reuses_the_feature_cache(prepared, run, monkeypatch):
+    """Through the other entry point, `hf-bio train --dataset ...`: same cache, same results."""
+    from hf_bio.cli import main
     from hf_bio.modeling_bio import BioClassifierModel
-    from hf_bio.train import main
 
     def no_backbone(*args, **kwargs):
         raise AssertionError("the backbone ran although every split is cached")
 
     monkeypatch.setattr(BioClassifierModel, "pooled_hidden_states", no_backbone)
-    main([
-        "--dataset", str(prepared / "data"), "--backbone", "tiny-random-hubert", "--cache-dir", str(prepared / "cache"),
-        "--output-dir", str(prepared / "run2"), "--max-epochs", "4", "--no-export",
-    ])
+    assert main([
+        "train", "--dataset", str(prepared / "data"), "--backbone", "tiny-random-hubert",
+        "--cache-dir", str(prepared / "cache"), "--output-dir", str(prepared / "run2"), "--max-epochs", "4", "--no-export",
+    ]) == 0
     first = json.loads((run / "results.json").read_text())
     second = json.loads((prepared / "run2" / "results.json").read_text())
     assert [r["test_uar"] for r in second["layers"]] == [r["test_uar"] for r in first["layers"]]
@@ -183,3 +184,17 @@ def test_two_accelerate_processes_share_the_extraction(prepared, run, tmp_path):
         assert torch.equal(two_procs.labels, one_proc.labels)
         # Other shard sizes give other batches: equal up to float rounding, not bit for bit.
         assert torch.allclose(two_procs.features, one_proc.features, atol=1e-5)
+
+
+def test_choose_head_takes_the_best_layer_and_that_layers_best_seed():
+    from hf_bio.export import choose_head
+
+    results = {"best_layer": 1, "layers": [
+        {"layer": 0, "seed": 1, "val_uar": 0.9}, {"layer": 1, "seed": 1, "val_uar": 0.5},
+        {"layer": 1, "seed": 2, "val_uar": 0.7}, {"layer": 1, "seed": 3, "val_uar": 0.7},
+    ]}
+    assert choose_head(results) == (1, 2)  # best seed of the best layer; ties go to the first listed
+    assert choose_head(results, layer=0) == (0, 1)
+    assert choose_head(results, seed=3) == (1, 3)
+    with pytest.raises(ValueError, match="seed 3 was not trained"):
+        choose_head(results, layer=0, seed=3)
