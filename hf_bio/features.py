@@ -541,6 +541,59 @@ def extraction_model(
     return model.eval(), str(spec.hub_id or spec.name), spec.name
 
 
+def extraction_config(
+    backbone: str, label_names: Sequence[str], revision: str | None = None, **config_overrides: Any
+) -> tuple[Any, str, str]:
+    """The config `extraction_model` would build, read from the backbone's config.json alone (no weights).
+
+    Enough to compute cache keys, so a fully cached dataset never loads the backbone. Returns
+    (BioClassifierConfig, backbone_id, backbone_name).
+    """
+    from transformers import AutoConfig
+
+    from hf_bio.backbones import resolve_backbone
+    from hf_bio.configuration_bio import BioClassifierConfig
+
+    spec = resolve_backbone(backbone)
+    id2label = dict(enumerate(label_names))
+    if spec.family == "handcrafted":
+        config = BioClassifierConfig(backbone_name=backbone, id2label=id2label, **config_overrides)
+    else:
+        if spec.hub_id is None:
+            raise ValueError(f"backbone {spec.name!r} has no weights to read a config from")
+        backbone_config = AutoConfig.from_pretrained(spec.hub_id, revision=revision).to_dict()
+        config = BioClassifierConfig(backbone_config=backbone_config, backbone_name=spec.name, id2label=id2label,
+                                     **config_overrides)
+    return config, str(spec.hub_id or spec.name), spec.name
+
+
+class _ConfigOnly:
+    """Stands in for a model where only its config is read (cache keys, input checks)."""
+
+    def __init__(self, config: Any) -> None:
+        self.config = config
+
+
+def _cached_splits(dataset_dict, backbone, label_names, cache_dir, splits, revision, overrides, dataset_name):
+    """Every requested split from a finished cache, or None (then the backbone must run)."""
+    try:
+        config, backbone_id, _ = extraction_config(backbone, label_names, revision=revision, **overrides)
+    except Exception:  # offline Hub id, odd folder...: the full path gives the clear error
+        return None
+    stand_in = _ConfigOnly(config)
+    names = {s: check_dataset(dataset_dict[s], stand_in, s) for s in splits}
+    check_same_labels(names)
+    out = {}
+    for split in splits:
+        key = cache_key(dataset_dict[split], stand_in, split=split, backbone_id=backbone_id, revision=revision)
+        finished = _load_finished(Path(cache_dir) / key, key)
+        if finished is None:
+            return None
+        finished.meta["dataset"] = {"name": dataset_name, "fingerprint": dataset_fingerprint(dataset_dict)}
+        out[split] = finished
+    return out
+
+
 def default_cache_dir() -> Path:
     """`$HF_BIO_CACHE/features`, or `~/.cache/hf_bio/features` when HF_BIO_CACHE is unset."""
     root = os.environ.get("HF_BIO_CACHE")
@@ -574,9 +627,17 @@ def extract_prepared(
     dataset_dict = load_prepared(dataset_dir)
     train_names = _label_names(dataset_dict[splits[0]], splits[0]) if splits and splits[0] in dataset_dict else []
     overrides = {} if max_window_seconds is None else {"max_window_seconds": max_window_seconds}
+    cache_dir = cache_dir or default_cache_dir()
+    missing = [s for s in splits if s not in dataset_dict]
+    if missing:
+        raise ValueError(f"{dataset_dir} has no split(s) {missing} (it has {list(dataset_dict)})")
+    cached = _cached_splits(dataset_dict, backbone, train_names, cache_dir, splits, revision, overrides,
+                            Path(dataset_dir).name)
+    if cached is not None:
+        return cached
     model, backbone_id, backbone_name = extraction_model(backbone, train_names, revision=revision, **overrides)
     return extract_splits(
-        dataset_dict, model, cache_dir or default_cache_dir(), backbone_id=backbone_id, revision=revision,
+        dataset_dict, model, cache_dir, backbone_id=backbone_id, revision=revision,
         splits=splits, dataset_name=Path(dataset_dir).name, backbone_name=backbone_name, **kwargs,
     )
 

@@ -141,8 +141,15 @@ def test_a_second_run_reuses_the_feature_cache(prepared, run, monkeypatch):
     assert not (prepared / "run2" / "model").exists()
 
 
-def test_cli_extract_prints_the_cache_folders(prepared, run, capsys):
+def test_cli_extract_prints_the_cache_folders(prepared, run, capsys, monkeypatch):
     from hf_bio.cli import main
+    from hf_bio.modeling_bio import BioClassifierModel
+
+    def no_weights(*args, **kwargs):
+        raise AssertionError("the backbone was loaded although every split is cached")
+
+    # A finished cache is found from the backbone's config alone: no weights load.
+    monkeypatch.setattr(BioClassifierModel, "from_backbone", no_weights)
 
     assert main(["extract", str(prepared / "data"), "--backbone", "tiny-random-hubert",
                  "--cache-dir", str(prepared / "cache"), "--split", "all"]) == 0
