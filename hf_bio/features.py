@@ -140,6 +140,11 @@ def check_dataset(dataset: datasets.Dataset, model: BioClassifierModel, split: s
             f"split {split!r} has no 'audio' column of type Audio (columns: {list(dataset.features)}); "
             "a prepared dataset has `audio` = Audio(sampling_rate=16000)"
         )
+    if not audio.decode:
+        raise ValueError(
+            f"split {split!r}: column 'audio' is not decoded (Audio(decode=False)); "
+            "cast it back: ds.cast_column('audio', Audio(sampling_rate=16000))"
+        )
     expected = int(model.config.sampling_rate)
     if audio.sampling_rate is not None and int(audio.sampling_rate) != expected:
         raise ValueError(
