@@ -579,7 +579,25 @@ class _ConfigOnly:
         self.config = config
 
 
-def _cached_splits(dataset_dict, backbone, label_names, cache_dir, splits, revision, overrides, dataset_name):
+def prepared_dataset_meta(dataset_dir: str | os.PathLike, dataset_dict: datasets.DatasetDict) -> dict[str, Any]:
+    """`meta["dataset"]` of a prepared folder: corpus name, one fingerprint of all splits, split method."""
+    from hf_bio.data import prepared_summary
+
+    try:
+        params = prepared_summary(dataset_dir).get("params", {})
+    except (ValueError, OSError):
+        params = {}
+    split_method = params.get("split")
+    if split_method is not None and params.get("seed") is not None:
+        split_method = f"{split_method} (seed {params['seed']})"
+    return {
+        "name": params.get("corpus") or Path(dataset_dir).name,
+        "fingerprint": dataset_fingerprint(dataset_dict),
+        "split_method": split_method,
+    }
+
+
+def _cached_splits(dataset_dict, backbone, label_names, cache_dir, splits, revision, overrides):
     """Every requested split from a finished cache, or None (then the backbone must run)."""
     try:
         config, backbone_id, _ = extraction_config(backbone, label_names, revision=revision, **overrides)
@@ -594,7 +612,6 @@ def _cached_splits(dataset_dict, backbone, label_names, cache_dir, splits, revis
         finished = _load_finished(Path(cache_dir) / key, key)
         if finished is None:
             return None
-        finished.meta["dataset"] = {"name": dataset_name, "fingerprint": dataset_fingerprint(dataset_dict)}
         out[split] = finished
     return out
 
@@ -626,6 +643,9 @@ def extract_prepared(
         revision: the backbone's Hub revision.
         max_window_seconds: window length for long clips (the model's default when None).
         **kwargs: passed to `extract_features` (batch_max_seconds, shard_size, accelerator, progress, ...).
+
+    A dataset whose splits are all cached is served from the backbone's config alone: no weights load.
+    `meta["dataset"]` is `prepared_dataset_meta(...)`: {name (the corpus), fingerprint, split_method}.
     """
     from hf_bio.data import load_prepared
 
@@ -636,15 +656,19 @@ def extract_prepared(
     missing = [s for s in splits if s not in dataset_dict]
     if missing:
         raise ValueError(f"{dataset_dir} has no split(s) {missing} (it has {list(dataset_dict)})")
-    cached = _cached_splits(dataset_dict, backbone, train_names, cache_dir, splits, revision, overrides,
-                            Path(dataset_dir).name)
-    if cached is not None:
-        return cached
-    model, backbone_id, backbone_name = extraction_model(backbone, train_names, revision=revision, **overrides)
-    return extract_splits(
-        dataset_dict, model, cache_dir, backbone_id=backbone_id, revision=revision,
-        splits=splits, dataset_name=Path(dataset_dir).name, backbone_name=backbone_name, **kwargs,
-    )
+    out = _cached_splits(dataset_dict, backbone, train_names, cache_dir, splits, revision, overrides)
+    if out is None:
+        model, backbone_id, backbone_name = extraction_model(backbone, train_names, revision=revision, **overrides)
+        if kwargs.get("accelerator") is not None:
+            model.to(kwargs["accelerator"].device)
+        out = extract_splits(
+            dataset_dict, model, cache_dir, backbone_id=backbone_id, revision=revision,
+            splits=splits, backbone_name=backbone_name, **kwargs,
+        )
+    meta = prepared_dataset_meta(dataset_dir, dataset_dict)  # in memory only: not part of the cache key
+    for features in out.values():
+        features.meta["dataset"] = dict(meta)
+    return out
 
 
 def feature_set_dir(cache_dir: str | os.PathLike | None, features: FeatureSet) -> Path:

@@ -60,6 +60,8 @@ def test_exported_model_reproduces_the_runs_test_predictions(prepared, run):
     results = json.loads((run / "results.json").read_text())
     best = results["best_layer"]
     assert {r["layer"] for r in results["layers"]} == {0, 1, 2}  # every hidden state of the 2-layer model
+    assert results["dataset"]["name"] == "demo" and results["dataset"]["split_method"] == "paper (seed 42)"
+    assert results["backbone"]["name"] == "tiny-random-hubert"
     model = AutoModelForAudioClassification.from_pretrained(run / "model").eval()
     assert model.config.layer_selection == best
     assert list(model.config.id2label.values()) == results["dataset"]["label_names"]
