@@ -122,7 +122,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (the machine's cores)")
     parser.add_argument("--models", nargs="+", default=["tiny", "base"], choices=["tiny", "base"])
-    parser.add_argument("--budgets", nargs="+", type=float, default=[4.0, 16.0, 64.0],
+    parser.add_argument("--budgets", nargs="+", type=float, default=[2.0, 4.0, 16.0, 64.0],
                         help="padded seconds per batch to try (features.extract_features' batch_max_seconds)")
     args = parser.parse_args()
 

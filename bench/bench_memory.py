@@ -59,7 +59,7 @@ def child(seconds: float, window_seconds: float, threads: int) -> dict:
     import torch
 
     from hf_bio.configuration_bio import BioClassifierConfig
-    from hf_bio.features import pooled_features
+    from hf_bio.features import DEFAULT_BATCH_MAX_SECONDS, pooled_features
     from hf_bio.modeling_bio import BioClassifierModel
     from hf_bio.tiny import BASE_CONFIG
 
@@ -67,7 +67,7 @@ def child(seconds: float, window_seconds: float, threads: int) -> dict:
     settings = {"model_type": "hubert", **{k: list(v) if isinstance(v, tuple) else v for k, v in BASE_CONFIG.items()}}
     config = BioClassifierConfig(backbone_config=settings, max_window_seconds=window_seconds, id2label={0: "a", 1: "b"})
     model = BioClassifierModel(config).eval()
-    budget = int(16.0 * SAMPLING_RATE)  # extract_features' default batch budget
+    budget = int(DEFAULT_BATCH_MAX_SECONDS * SAMPLING_RATE)
     rng = np.random.default_rng(0)
     pooled_features(model, [rng.standard_normal(SAMPLING_RATE).astype(np.float32)], budget)  # warm-up
     clip = (0.3 * rng.standard_normal(int(seconds * SAMPLING_RATE))).astype(np.float32)

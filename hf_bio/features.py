@@ -53,7 +53,9 @@ EXTRACTION_CONFIG_FIELDS = (
 )
 # Keys of a backbone config that name or describe it but do not change its outputs.
 _NON_NUMERIC_BACKBONE_KEYS = ("transformers_version", "architectures", "auto_map", "id2label", "label2id")
-DEFAULT_BATCH_MAX_SECONDS = 16.0
+# Measured on a 2-core CPU with a base model (bench/bench_extract.py): 4 s of padded audio per batch was
+# fastest (16 s: 5% slower, 64 s: 37% slower: activations outgrow the caches). On a GPU, raise it.
+DEFAULT_BATCH_MAX_SECONDS = 4.0
 DEFAULT_SHARD_SIZE = 512
 SPLITS = ("train", "validation", "test")
 FEATURES_DIR = "features"
@@ -137,6 +139,11 @@ def check_dataset(dataset: datasets.Dataset, model: BioClassifierModel, split: s
         raise ValueError(
             f"split {split!r} has no 'audio' column of type Audio (columns: {list(dataset.features)}); "
             "a prepared dataset has `audio` = Audio(sampling_rate=16000)"
+        )
+    if not audio.decode:
+        raise ValueError(
+            f"split {split!r}: column 'audio' is not decoded (Audio(decode=False)); "
+            "cast it back: ds.cast_column('audio', Audio(sampling_rate=16000))"
         )
     expected = int(model.config.sampling_rate)
     if audio.sampling_rate is not None and int(audio.sampling_rate) != expected:
@@ -539,6 +546,76 @@ def extraction_model(
     return model.eval(), str(spec.hub_id or spec.name), spec.name
 
 
+def extraction_config(
+    backbone: str, label_names: Sequence[str], revision: str | None = None, **config_overrides: Any
+) -> tuple[Any, str, str]:
+    """The config `extraction_model` would build, read from the backbone's config.json alone (no weights).
+
+    Enough to compute cache keys, so a fully cached dataset never loads the backbone. Returns
+    (BioClassifierConfig, backbone_id, backbone_name).
+    """
+    from transformers import AutoConfig
+
+    from hf_bio.backbones import resolve_backbone
+    from hf_bio.configuration_bio import BioClassifierConfig
+
+    spec = resolve_backbone(backbone)
+    id2label = dict(enumerate(label_names))
+    if spec.family == "handcrafted":
+        config = BioClassifierConfig(backbone_name=backbone, id2label=id2label, **config_overrides)
+    else:
+        if spec.hub_id is None:
+            raise ValueError(f"backbone {spec.name!r} has no weights to read a config from")
+        backbone_config = AutoConfig.from_pretrained(spec.hub_id, revision=revision).to_dict()
+        config = BioClassifierConfig(backbone_config=backbone_config, backbone_name=spec.name, id2label=id2label,
+                                     **config_overrides)
+    return config, str(spec.hub_id or spec.name), spec.name
+
+
+class _ConfigOnly:
+    """Stands in for a model where only its config is read (cache keys, input checks)."""
+
+    def __init__(self, config: Any) -> None:
+        self.config = config
+
+
+def prepared_dataset_meta(dataset_dir: str | os.PathLike, dataset_dict: datasets.DatasetDict) -> dict[str, Any]:
+    """`meta["dataset"]` of a prepared folder: corpus name, one fingerprint of all splits, split method."""
+    from hf_bio.data import prepared_summary
+
+    try:
+        params = prepared_summary(dataset_dir).get("params", {})
+    except (ValueError, OSError):
+        params = {}
+    split_method = params.get("split")
+    if split_method is not None and params.get("seed") is not None:
+        split_method = f"{split_method} (seed {params['seed']})"
+    return {
+        "name": params.get("corpus") or Path(dataset_dir).name,
+        "fingerprint": dataset_fingerprint(dataset_dict),
+        "split_method": split_method,
+    }
+
+
+def _cached_splits(dataset_dict, backbone, label_names, cache_dir, splits, revision, overrides):
+    """Every requested split from a finished cache, or None (then the backbone must run)."""
+    try:
+        config, backbone_id, _ = extraction_config(backbone, label_names, revision=revision, **overrides)
+    except Exception:  # offline Hub id, odd folder...: the full path gives the clear error
+        return None
+    stand_in = _ConfigOnly(config)
+    names = {s: check_dataset(dataset_dict[s], stand_in, s) for s in splits}
+    check_same_labels(names)
+    out = {}
+    for split in splits:
+        key = cache_key(dataset_dict[split], stand_in, split=split, backbone_id=backbone_id, revision=revision)
+        finished = _load_finished(Path(cache_dir) / key, key)
+        if finished is None:
+            return None
+        out[split] = finished
+    return out
+
+
 def default_cache_dir() -> Path:
     """`$HF_BIO_CACHE/features`, or `~/.cache/hf_bio/features` when HF_BIO_CACHE is unset."""
     root = os.environ.get("HF_BIO_CACHE")
@@ -566,17 +643,32 @@ def extract_prepared(
         revision: the backbone's Hub revision.
         max_window_seconds: window length for long clips (the model's default when None).
         **kwargs: passed to `extract_features` (batch_max_seconds, shard_size, accelerator, progress, ...).
+
+    A dataset whose splits are all cached is served from the backbone's config alone: no weights load.
+    `meta["dataset"]` is `prepared_dataset_meta(...)`: {name (the corpus), fingerprint, split_method}.
     """
     from hf_bio.data import load_prepared
 
     dataset_dict = load_prepared(dataset_dir)
     train_names = _label_names(dataset_dict[splits[0]], splits[0]) if splits and splits[0] in dataset_dict else []
     overrides = {} if max_window_seconds is None else {"max_window_seconds": max_window_seconds}
-    model, backbone_id, backbone_name = extraction_model(backbone, train_names, revision=revision, **overrides)
-    return extract_splits(
-        dataset_dict, model, cache_dir or default_cache_dir(), backbone_id=backbone_id, revision=revision,
-        splits=splits, dataset_name=Path(dataset_dir).name, backbone_name=backbone_name, **kwargs,
-    )
+    cache_dir = cache_dir or default_cache_dir()
+    missing = [s for s in splits if s not in dataset_dict]
+    if missing:
+        raise ValueError(f"{dataset_dir} has no split(s) {missing} (it has {list(dataset_dict)})")
+    out = _cached_splits(dataset_dict, backbone, train_names, cache_dir, splits, revision, overrides)
+    if out is None:
+        model, backbone_id, backbone_name = extraction_model(backbone, train_names, revision=revision, **overrides)
+        if kwargs.get("accelerator") is not None:
+            model.to(kwargs["accelerator"].device)
+        out = extract_splits(
+            dataset_dict, model, cache_dir, backbone_id=backbone_id, revision=revision,
+            splits=splits, backbone_name=backbone_name, **kwargs,
+        )
+    meta = prepared_dataset_meta(dataset_dir, dataset_dict)  # in memory only: not part of the cache key
+    for features in out.values():
+        features.meta["dataset"] = dict(meta)
+    return out
 
 
 def feature_set_dir(cache_dir: str | os.PathLike | None, features: FeatureSet) -> Path:
@@ -595,7 +687,10 @@ def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--revision", default=None, help="the backbone's Hub revision")
     group.add_argument("--cache-dir", default=None, help="feature cache root (default: $HF_BIO_CACHE/features)")
     group.add_argument("--max-window-seconds", type=float, default=None, help="window length for long clips")
-    group.add_argument("--batch-seconds", type=float, default=16.0, help="padded audio per extraction batch")
+    group.add_argument("--batch-seconds", type=float, default=DEFAULT_BATCH_MAX_SECONDS,
+                       help="padded audio per extraction batch")
+    group.add_argument("--shard-size", type=int, default=DEFAULT_SHARD_SIZE,
+                       help="clips per cache shard: the unit of resumption and of work per process")
     group.add_argument("--no-export", action="store_true", help="do not write RUN_DIR/model")
     for action in parser._actions:
         if action.dest in ("train_features", "val_features", "test_features"):

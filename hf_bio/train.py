@@ -455,22 +455,16 @@ def run_from_dataset(args: argparse.Namespace, accelerator=None) -> dict[str, An
     """
     from accelerate import Accelerator
 
-    from hf_bio.data import load_prepared
     from hf_bio.export import export_model
-    from hf_bio.features import default_cache_dir, extract_splits, extraction_model
+    from hf_bio.features import extract_prepared
 
     if not args.backbone:
         raise ValueError("--dataset needs --backbone NAME_OR_PATH (see `hf-bio backbones`)")
     accelerator = accelerator or Accelerator()
-    dataset = load_prepared(args.dataset)
-    overrides = {} if args.max_window_seconds is None else {"max_window_seconds": args.max_window_seconds}
-    label_names = dataset["train"].features["label"].names
-    model, backbone_id, backbone_name = extraction_model(args.backbone, label_names, revision=args.revision, **overrides)
-    model.to(accelerator.device)
-    features = extract_splits(
-        dataset, model, args.cache_dir or default_cache_dir(), backbone_id=backbone_id, revision=args.revision,
-        dataset_name=Path(args.dataset).name, backbone_name=backbone_name, accelerator=accelerator,
-        batch_max_seconds=args.batch_seconds, progress=accelerator.is_main_process,
+    features = extract_prepared(
+        args.dataset, args.backbone, cache_dir=args.cache_dir, revision=args.revision,
+        max_window_seconds=args.max_window_seconds, accelerator=accelerator, batch_max_seconds=args.batch_seconds,
+        shard_size=args.shard_size, progress=accelerator.is_main_process,
     )
     results = train_layerwise(
         features["train"], features["validation"], features["test"], recipe=recipe_from_args(args),
@@ -478,7 +472,8 @@ def run_from_dataset(args: argparse.Namespace, accelerator=None) -> dict[str, An
     )
     if not args.no_export:
         if accelerator.is_main_process:
-            export_model(args.output_dir, model.cpu(), layer=results["best_layer"])
+            overrides = {} if args.max_window_seconds is None else {"max_window_seconds": args.max_window_seconds}
+            export_model(args.output_dir, args.backbone, layer=results["best_layer"], **overrides)
         accelerator.wait_for_everyone()
     return results
 

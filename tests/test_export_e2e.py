@@ -7,6 +7,9 @@ that layer, so its test UAR is the run's test UAR.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +60,8 @@ def test_exported_model_reproduces_the_runs_test_predictions(prepared, run):
     results = json.loads((run / "results.json").read_text())
     best = results["best_layer"]
     assert {r["layer"] for r in results["layers"]} == {0, 1, 2}  # every hidden state of the 2-layer model
+    assert results["dataset"]["name"] == "demo" and results["dataset"]["split_method"] == "paper (seed 42)"
+    assert results["backbone"]["name"] == "tiny-random-hubert"
     model = AutoModelForAudioClassification.from_pretrained(run / "model").eval()
     assert model.config.layer_selection == best
     assert list(model.config.id2label.values()) == results["dataset"]["label_names"]
@@ -120,25 +125,33 @@ def test_any_layer_exports_and_reproduces_its_own_predictions(prepared, run, tmp
 
 
 def test_a_second_run_reuses_the_feature_cache(prepared, run, monkeypatch):
+    """Through the other entry point, `hf-bio train --dataset ...`: same cache, same results."""
+    from hf_bio.cli import main
     from hf_bio.modeling_bio import BioClassifierModel
-    from hf_bio.train import main
 
     def no_backbone(*args, **kwargs):
         raise AssertionError("the backbone ran although every split is cached")
 
     monkeypatch.setattr(BioClassifierModel, "pooled_hidden_states", no_backbone)
-    main([
-        "--dataset", str(prepared / "data"), "--backbone", "tiny-random-hubert", "--cache-dir", str(prepared / "cache"),
-        "--output-dir", str(prepared / "run2"), "--max-epochs", "4", "--no-export",
-    ])
+    assert main([
+        "train", "--dataset", str(prepared / "data"), "--backbone", "tiny-random-hubert",
+        "--cache-dir", str(prepared / "cache"), "--output-dir", str(prepared / "run2"), "--max-epochs", "4", "--no-export",
+    ]) == 0
     first = json.loads((run / "results.json").read_text())
     second = json.loads((prepared / "run2" / "results.json").read_text())
     assert [r["test_uar"] for r in second["layers"]] == [r["test_uar"] for r in first["layers"]]
     assert not (prepared / "run2" / "model").exists()
 
 
-def test_cli_extract_prints_the_cache_folders(prepared, run, capsys):
+def test_cli_extract_prints_the_cache_folders(prepared, run, capsys, monkeypatch):
     from hf_bio.cli import main
+    from hf_bio.modeling_bio import BioClassifierModel
+
+    def no_weights(*args, **kwargs):
+        raise AssertionError("the backbone was loaded although every split is cached")
+
+    # A finished cache is found from the backbone's config alone: no weights load.
+    monkeypatch.setattr(BioClassifierModel, "from_backbone", no_weights)
 
     assert main(["extract", str(prepared / "data"), "--backbone", "tiny-random-hubert",
                  "--cache-dir", str(prepared / "cache"), "--split", "all"]) == 0
@@ -149,3 +162,48 @@ def test_cli_extract_prints_the_cache_folders(prepared, run, capsys):
         assert (prepared / "cache").as_posix() in folder and (Path(folder) / "meta.json").is_file()
     assert main(["extract", str(prepared / "nowhere"), "--backbone", "tiny-random-hubert"]) == 1
     assert "error:" in capsys.readouterr().err
+
+
+def test_two_accelerate_processes_share_the_extraction(prepared, run, tmp_path):
+    """`accelerate launch` with 2 CPU processes: each extracts its own shards, the cache equals one process's."""
+    from hf_bio.feature_set import FeatureSet
+
+    root = Path(__file__).resolve().parent.parent
+    config = (root / "accelerate_config.yaml").read_text()
+    two = config.replace("distributed_type: 'NO'", "distributed_type: MULTI_GPU").replace("num_processes: 1", "num_processes: 2")
+    (tmp_path / "two.yaml").write_text(two)
+    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(root)}
+    cmd = [
+        sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(tmp_path / "two.yaml"), "-m", "hf_bio.train",
+        "--dataset", str(prepared / "data"), "--backbone", "tiny-random-hubert", "--cache-dir", str(tmp_path / "cache"),
+        "--shard-size", "8", "--output-dir", str(tmp_path / "run"), "--max-epochs", "2", "--no-export",
+    ]
+    proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    # The main process computes only the even shards and refuses to assemble with any shard missing, so
+    # a finished cache means the second process did its share.
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / "run" / "results.json").is_file()
+    for entry in (tmp_path / "cache").iterdir():
+        two_procs = FeatureSet.load(entry / "features")
+        assert not (entry / "shards").exists()
+        one_proc = next(
+            FeatureSet.load(e / "features") for e in (prepared / "cache").iterdir()
+            if json.loads((e / "key.json").read_text())["inputs"]["split"] == two_procs.split
+        )
+        assert torch.equal(two_procs.labels, one_proc.labels)
+        # Other shard sizes give other batches: equal up to float rounding, not bit for bit.
+        assert torch.allclose(two_procs.features, one_proc.features, atol=1e-5)
+
+
+def test_choose_head_takes_the_best_layer_and_that_layers_best_seed():
+    from hf_bio.export import choose_head
+
+    results = {"best_layer": 1, "layers": [
+        {"layer": 0, "seed": 1, "val_uar": 0.9}, {"layer": 1, "seed": 1, "val_uar": 0.5},
+        {"layer": 1, "seed": 2, "val_uar": 0.7}, {"layer": 1, "seed": 3, "val_uar": 0.7},
+    ]}
+    assert choose_head(results) == (1, 2)  # best seed of the best layer; ties go to the first listed
+    assert choose_head(results, layer=0) == (0, 1)
+    assert choose_head(results, seed=3) == (1, 3)
+    with pytest.raises(ValueError, match="seed 3 was not trained"):
+        choose_head(results, layer=0, seed=3)

@@ -238,6 +238,8 @@ def test_bad_input_gets_a_clear_error(dataset, model, tmp_path, monkeypatch):
         extract(no_audio, model, tmp_path)
     with pytest.raises(ValueError, match="8000 Hz.*16000 Hz"):
         extract(dataset.cast_column("audio", Audio(sampling_rate=8000)), model, tmp_path)
+    with pytest.raises(ValueError, match="not decoded"):
+        extract(dataset.cast_column("audio", Audio(sampling_rate=16000, decode=False)), model, tmp_path)
     with pytest.raises(ValueError, match="empty"):
         extract(dataset.select([]), model, tmp_path)
     with pytest.raises(ValueError, match="ClassLabel"):
