@@ -46,6 +46,8 @@ class BenchmarkConfig:
         n_resamples: bootstrap resamples for the confidence intervals and the paired tests.
         export_best: save the best single-backbone model of each dataset under OUTPUT/models/.
         max_window_seconds: window length for long clips (default: the model config's).
+        figures: extra layer-wise figures, name -> backbones to compare (the paper's pre-training-domain
+            and fine-tuning figures are drawn whenever their backbones ran).
     """
 
     datasets: list[str]
@@ -57,6 +59,7 @@ class BenchmarkConfig:
     n_resamples: int = 1000
     export_best: bool = True
     max_window_seconds: float | None = None
+    figures: dict[str, list[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.datasets:
@@ -214,7 +217,7 @@ class BenchmarkRunner:
             confusions.append(confusion_input_from_run(run_dir, _run_layer(layer), model=f"{backbone}, layer {layer}"))
         comparisons = self._comparisons(rows, run_dirs)
         paths.update(write_report(rows, self.output, confusion_inputs=confusions, comparisons=comparisons,
-                                  n_resamples=self.config.n_resamples))
+                                  figure_sets=self.config.figures or None, n_resamples=self.config.n_resamples))
         if self.config.export_best:
             paths.update(self._export_best(rows, run_dirs))
         return paths

@@ -28,7 +28,7 @@ def finished(dataset, tmp_path_factory):
     out = tmp_path_factory.mktemp("bench_out")
     log: list[str] = []
     config = BenchmarkConfig(datasets=[str(dataset)], backbones=BACKBONES, output_dir=str(out / "results"),
-                             recipe=RECIPE, n_resamples=200)
+                             recipe=RECIPE, n_resamples=200, figures={"mine": BACKBONES})
     paths = run_benchmark(config, log=log.append)
     return config, paths, log
 
@@ -58,6 +58,7 @@ def test_benchmark_writes_every_output(finished):
     assert any(n.startswith("confusion_demo") and n.endswith(".png") for n in figures)
     assert any(n.startswith("confusion_demo") and n.endswith(".pdf") for n in figures)
     assert any(n.startswith("layerwise") and n.endswith(".png") for n in figures)
+    assert any(n.startswith("mine") and n.endswith(".png") for n in figures)  # a figure of chosen backbones
     model_dir = paths["models/demo"]
     assert (Path(model_dir) / "config.json").is_file() and (Path(model_dir) / "model.safetensors").is_file()
     assert any("training every layer" in line for line in log)
