@@ -12,8 +12,8 @@ samples /proc/self/statm every millisecond from a thread instead (and says so). 
 threshold is pinned (MALLOC_MMAP_THRESHOLD_) so that freed large blocks go back to the kernel and RSS tracks
 live memory rather than allocator caches, in every case alike.
 
-    python bench/bench_memory.py                      # windows of 20 s (the default) and 10 s, 2 threads
-    python bench/bench_memory.py --window-seconds 20
+    python bench/bench_memory.py                      # windows of 10 s (the default) and 20 s, 2 threads
+    python bench/bench_memory.py --window-seconds 10
 
 Memory is bounded by the window, not the clip: a clip longer than `max_window_seconds` costs what one full
 window costs. A 10 s clip under 20 s windows runs as one 10 s pass, so it needs about half of what any clip
@@ -116,7 +116,7 @@ def measure(seconds: float, window_seconds: float, threads: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--child", type=float, help=argparse.SUPPRESS)
-    parser.add_argument("--window-seconds", type=float, nargs="+", default=[20.0, 10.0],
+    parser.add_argument("--window-seconds", type=float, nargs="+", default=[10.0, 20.0],
                         help="the model's max_window_seconds; one table per value (default: 20, the model's, and 10)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--short", type=float, default=10.0)

@@ -385,7 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", default=None, help="default: $HF_BIO_CACHE/features or ~/.cache/hf_bio/features")
     p.add_argument("--revision", default=None, help="the backbone's Hub revision (branch, tag or commit)")
     p.add_argument("--max-window-seconds", type=float, default=None,
-                   help="run longer clips in windows of this length (default: the model's, 20 s)")
+                   help="run longer clips in windows of this length (default: the model's, 10 s)")
     p.add_argument("--batch-seconds", type=float, default=4.0,
                    help="padded audio per batch; raise it on a GPU, lower it when memory is short")
     p.set_defaults(func=_cmd_extract)

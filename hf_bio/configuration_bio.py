@@ -40,9 +40,11 @@ class BioClassifierConfig(PreTrainedConfig):
             `"mean"`: mean only.
         head_hidden_sizes (`list[int]`, *optional*, defaults to `[128, 64, 32]`):
             Widths of the head's [Linear, LayerNorm, ReLU] blocks, before the final Linear.
-        max_window_seconds (`float`, *optional*, defaults to 20.0):
+        max_window_seconds (`float`, *optional*, defaults to 10.0):
             Audio longer than this is run through the backbone in windows of at most this length, and pooled
-            over the frames of all windows, so memory does not grow with clip length.
+            over the frames of all windows, so memory does not grow with clip length: any clip costs about
+            what a 10 s clip costs (`bench/bench_memory.py`). Most calls are far shorter (Watkins' median
+            clip is 1.7 s), so the default changes nothing for them.
         min_input_samples (`int`, *optional*, defaults to 5000):
             Shorter clips are repeated end to end up to this many samples (the paper's 5,000).
         peak_normalize (`bool`, *optional*, defaults to `True`):
@@ -62,7 +64,7 @@ class BioClassifierConfig(PreTrainedConfig):
         layer_selection: int | list[int] | str = 0,
         pooling: str = "mean_std",
         head_hidden_sizes: list[int] | tuple[int, ...] = (128, 64, 32),
-        max_window_seconds: float = 20.0,
+        max_window_seconds: float = 10.0,
         min_input_samples: int = 5000,
         peak_normalize: bool = True,
         sampling_rate: int = 16000,
