@@ -13,13 +13,13 @@ state (L of them) pooled to D numbers. On disk it is a folder with `features.saf
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from hf_bio.atomic import atomic_write
 
 FEATURES_FILE = "features.safetensors"
 META_FILE = "meta.json"
@@ -102,11 +102,11 @@ class FeatureSet:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         tensors = {"features": self.features.contiguous(), "labels": self.labels.contiguous()}
-        _atomic_write(directory / FEATURES_FILE, lambda p: save_file(tensors, p))
+        atomic_write(directory / FEATURES_FILE, lambda p: save_file(tensors, p))
         meta = {"format_version": FORMAT_VERSION, "label_names": self.label_names, "meta": self.meta}
         text = json.dumps(meta, indent=2, sort_keys=True)
         # meta.json goes last: a folder with meta.json is complete.
-        _atomic_write(directory / META_FILE, lambda p: Path(p).write_text(text, encoding="utf-8"))
+        atomic_write(directory / META_FILE, lambda p: Path(p).write_text(text, encoding="utf-8"))
         return directory
 
     @classmethod
@@ -124,18 +124,6 @@ class FeatureSet:
             raise ValueError(f"{directory / META_FILE}: format_version {meta.get('format_version')!r}, expected {FORMAT_VERSION}")
         tensors = load_file(str(directory / FEATURES_FILE))
         return cls(tensors["features"], tensors["labels"], meta["label_names"], meta.get("meta", {}))
-
-
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def check_compatible(train: FeatureSet, *others: FeatureSet) -> None:

@@ -25,10 +25,11 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from hf_bio.atomic import atomic_write, atomic_write_text
 
 if TYPE_CHECKING:  # torch and numpy load on first use, so the CLI's argument parsing stays fast
     import argparse
@@ -267,27 +268,6 @@ def pooled_features(
 # Shards on disk.
 
 
-def _atomic_save_tensors(tensors: dict[str, torch.Tensor], path: Path) -> None:
-    from safetensors.torch import save_file
-
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _atomic_write_text(text: str, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def _shard_path(entry: Path, index: int) -> Path:
     return entry / SHARDS_DIR / f"shard-{index:05d}.safetensors"
 
@@ -378,6 +358,7 @@ def extract_features(
             not a ClassLabel, an empty split, NaN/inf features, or a cache written for another key.
     """
     import torch
+    from safetensors.torch import save_file
 
     label_names = check_dataset(dataset, model, split)
     key = cache_key(dataset, model, split=split, backbone_id=backbone_id, revision=revision)
@@ -401,7 +382,7 @@ def extract_features(
         shard_size, budget = _read_layout(entry, key, shard_size, budget)
         inputs = cache_key_inputs(dataset, model, split=split, backbone_id=backbone_id, revision=revision)
         record = {"key": key, "inputs": inputs, "layout": {"shard_size": shard_size, "budget_samples": budget}}
-        _atomic_write_text(json.dumps(record, indent=2, sort_keys=True, default=str), entry / KEY_FILE)
+        atomic_write_text(entry / KEY_FILE, json.dumps(record, indent=2, sort_keys=True, default=str))
     if accelerator is not None:
         accelerator.wait_for_everyone()
         shard_size, budget = _read_layout(entry, key, shard_size, budget)
@@ -429,7 +410,7 @@ def extract_features(
             "labels": torch.tensor(labels, dtype=torch.int64),
             "indices": torch.arange(start, stop, dtype=torch.int64),
         }
-        _atomic_save_tensors(tensors, _shard_path(entry, index))
+        atomic_write(_shard_path(entry, index), lambda tmp, tensors=tensors: save_file(tensors, tmp))
         if bar is not None:
             bar.update(stop - start)
         if on_shard_done is not None:

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from hf_bio.atomic import atomic_write_text
 from hf_bio.backbones import paper_backbone_names
-from hf_bio.results import TRAINING_TYPES, ResultRow, atomic_write_text, check_unique
+from hf_bio.results import TRAINING_TYPES, ResultRow, check_unique
 from hf_bio.stats import mean_std, paired_bootstrap_test, permutation_test, uar
 
 # The paper's column order; other datasets follow, sorted by name.

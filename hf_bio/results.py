@@ -13,11 +13,12 @@ import json
 import math
 import os
 import platform
-import tempfile
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from hf_bio.atomic import atomic_write_text
 
 TRAINING_TYPES = ("PT", "PT+FT", "fusion", "baseline", "random")
 
@@ -215,19 +216,6 @@ def _parse_csv_record(record: dict[str, str], path: Path, index: int) -> dict[st
         else:
             out[key] = text
     return out
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write to a temporary file in the same folder, then rename over `path` (atomic on POSIX)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from hf_bio.atomic import atomic_write_text
 from hf_bio.audio import AudioDecodeError, load_mono
 
 DEFAULT_MODEL = "demo_output/model"
@@ -478,13 +478,7 @@ def stage_space_folder(space_dir: str | Path, out_dir: str | Path, model: str | 
             card = SpaceCard.load(out_dir / "README.md")
             card.data.models = list(dict.fromkeys([*(card.data.models or []), model]))
             card.save(out_dir / "README.md")
-        _write_json_atomic(out_dir / SPACE_CONFIG_NAME, {"models": [default]})
+        atomic_write_text(out_dir / SPACE_CONFIG_NAME, json.dumps({"models": [default]}, indent=2) + "\n")
     return out_dir
 
 
-def _write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(handle, "w") as f:
-        json.dump(payload, f, indent=2)
-        f.write("\n")
-    os.replace(temp, path)

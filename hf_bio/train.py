@@ -23,7 +23,6 @@ import json
 import os
 import platform
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
+from hf_bio.atomic import atomic_write
 from hf_bio.feature_set import FeatureSet, check_compatible, feature_stats
 from hf_bio.features import add_dataset_arguments
 from hf_bio.heads import StackedAdam, StackedHeads
@@ -359,17 +359,6 @@ def _results(train: FeatureSet, recipe: TrainRecipe, members, state: LayerwiseSt
     }
 
 
-def _atomic(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _write_run_dir(output_dir, results, model, members, layers, mean, std, val, test, val_scores, test_scores, state, train) -> None:
     from safetensors.torch import save_file
 
@@ -403,12 +392,12 @@ def _write_run_dir(output_dir, results, model, members, layers, mean, std, val, 
         "layers": [{"seed": seed, "layer": layer, **{name: state.curves[name][k] for name in state.curves}} for k, (seed, layer) in enumerate(members)],
         "best_layer": results["best_layer"],
     }
-    _atomic(output_dir / "predictions.safetensors", lambda p: save_file(predictions, p))
-    _atomic(output_dir / "heads.safetensors", lambda p: save_file(heads, p, metadata=head_meta))
+    atomic_write(output_dir / "predictions.safetensors", lambda p: save_file(predictions, p))
+    atomic_write(output_dir / "heads.safetensors", lambda p: save_file(heads, p, metadata=head_meta))
     stats = {"feature_mean": mean.contiguous(), "feature_std": std.contiguous()}
-    _atomic(output_dir / "feature_stats.safetensors", lambda p: save_file(stats, p))
-    _atomic(output_dir / "curves.json", lambda p: Path(p).write_text(json.dumps(curves, indent=1)))
-    _atomic(output_dir / "results.json", lambda p: Path(p).write_text(json.dumps(results, indent=2)))
+    atomic_write(output_dir / "feature_stats.safetensors", lambda p: save_file(stats, p))
+    atomic_write(output_dir / "curves.json", lambda p: Path(p).write_text(json.dumps(curves, indent=1)))
+    atomic_write(output_dir / "results.json", lambda p: Path(p).write_text(json.dumps(results, indent=2)))
 
 
 def load_head(run_dir: str | Path, layer: int, seed: int | None = None) -> dict[str, torch.Tensor]:
