@@ -274,7 +274,9 @@ class BenchmarkRunner:
                 predictions = predictions[None] if predictions.ndim == 2 else predictions
                 layer_order = list(dict.fromkeys(e["layer"] for e in results["layers"]))
                 index = layer_order.index(_run_layer(layer))
-                picks.append((f"{backbone} (layer {layer})", arrays["test_labels"], predictions[0, index]))
+                # The test compares one trained head per model: the first seed's (the table averages seeds).
+                picks.append((f"{backbone} (layer {layer}, seed {results['seeds'][0]})", arrays["test_labels"],
+                              predictions[0, index]))
             comparisons.append(Comparison(dataset, picks[0][0], picks[1][0], picks[0][1], picks[0][2], picks[1][2]))
         return comparisons
 

@@ -627,8 +627,9 @@ def _report_markdown(
         "- **concat**: the pooled vectors (mean and std over time) of chosen layers of several backbones "
         "(by default each backbone's best layer on validation) are concatenated, standardised with the "
         "training split's statistics, and probed by the same MLP head.\n"
-        "- **mean13**: the mean of all 13 pooled hidden states (the transformer's input and its 12 layers) "
-        "of one backbone, as the paper's code computes it, probed by the same head.\n",
+        "- **mean** (`fusion-mean`): each backbone's mean over all its pooled hidden states (for a base model "
+        "the 13: the transformer's input and its 12 layers, as the paper's code averages them); with several "
+        "backbones these means are concatenated. Standardised and probed by the same head.\n",
         "## Statistics\n",
         "- **UAR** (unweighted average recall) is the mean over classes present in the test references of "
         "each class's recall (scikit-learn's `balanced_accuracy_score`).\n"
