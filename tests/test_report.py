@@ -255,7 +255,7 @@ def test_write_report_writes_every_file(tmp_path):
     assert (tmp_path / "table.md").read_text() in report
     for figure in ("figures/pretraining_domain_imv.png", "figures/confusion_imv_AVES-bio__layer_1.png"):
         assert f"]({figure})" in report
-    assert "mean of all 13 pooled hidden states" in report and "concatenated" in report
+    assert "mean over all its pooled hidden states" in report and "concatenated" in report
     assert "| IMV | HuBERT | AVES-bio | 100.00 | 74.44 | -25.56 | < 0.005 | < 0.005 |" in report
     assert "| Fusion | Fusion (mean13) | 60.00 ± 0.00 (mean13) |" in report
 
