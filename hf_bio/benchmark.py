@@ -254,8 +254,9 @@ class BenchmarkRunner:
 
     def _comparisons(self, rows, run_dirs):
         """Per dataset, the paired test between the two best models (chosen on validation)."""
-        from hf_bio.report import Comparison, best_layers
+        from hf_bio.report import Comparison
         from hf_bio.results import load_run_predictions
+        from hf_bio.table import best_layers
 
         chosen = best_layers(rows)
         comparisons = []

@@ -8,22 +8,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from hf_bio.figures import plot_confusion_matrix, plot_layerwise
 from hf_bio.report import (
     Comparison,
     ConfusionInput,
-    best_layer_table,
-    best_layers,
     best_models,
     confusion_input_from_run,
     main,
-    plot_confusion_matrix,
-    plot_layerwise,
-    to_latex,
-    to_markdown,
     write_report,
 )
 from hf_bio.results import ResultRow, package_versions, read_results, rows_from_run, write_results
 from hf_bio.stats import bootstrap_ci
+from hf_bio.table import best_layer_table, best_layers, to_latex, to_markdown
 
 
 def _row(dataset, backbone, layer, seed=0, val=0.5, test=0.5, label=None, training="PT", **extra) -> ResultRow:
