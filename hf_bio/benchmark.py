@@ -290,7 +290,11 @@ class BenchmarkRunner:
         paths = {}
         for dataset, (backbone, layer) in best_models(single).items():
             run_dir, _ = run_dirs[(dataset, backbone)]
-            model_dir = export_model(run_dir, backbone, layer=layer)
+            # The exported model must window clips exactly as the extraction its heads were trained on did.
+            overrides = {}
+            if self.config.max_window_seconds is not None:
+                overrides["max_window_seconds"] = self.config.max_window_seconds
+            model_dir = export_model(run_dir, backbone, layer=layer, **overrides)
             paths[f"models/{dataset}"] = model_dir
             self.log(f"[{dataset}] best model: {backbone} layer {layer} -> {model_dir}")
         return paths

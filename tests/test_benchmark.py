@@ -28,7 +28,7 @@ def finished(dataset, tmp_path_factory):
     out = tmp_path_factory.mktemp("bench_out")
     log: list[str] = []
     config = BenchmarkConfig(datasets=[str(dataset)], backbones=BACKBONES, output_dir=str(out / "results"),
-                             recipe=RECIPE, n_resamples=200, figures={"mine": BACKBONES})
+                             recipe=RECIPE, n_resamples=200, figures={"mine": BACKBONES}, max_window_seconds=3.0)
     paths = run_benchmark(config, log=log.append)
     return config, paths, log
 
@@ -61,6 +61,8 @@ def test_benchmark_writes_every_output(finished):
     assert any(n.startswith("mine") and n.endswith(".png") for n in figures)  # a figure of chosen backbones
     model_dir = paths["models/demo"]
     assert (Path(model_dir) / "config.json").is_file() and (Path(model_dir) / "model.safetensors").is_file()
+    # the exported model windows clips as the extraction did
+    assert json.loads((Path(model_dir) / "config.json").read_text())["max_window_seconds"] == 3.0
     assert any("training every layer" in line for line in log)
 
 
