@@ -165,6 +165,42 @@ class BackboneLoadError(OSError):
     """A backbone's weights could not be loaded; the message says how to get a local copy."""
 
 
+def _load_error(hub_id: str, error: Exception) -> BackboneLoadError:
+    import os
+
+    offline = " (HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false") else ""
+    return BackboneLoadError(
+        f"could not load backbone {hub_id!r}{offline}: it is neither a local folder nor in the Hub cache, "
+        "and the Hub could not be reached. On a connected machine run "
+        f"`hf download {hub_id}` (or `hf download {hub_id} --local-dir DIR` and copy DIR here), "
+        "then pass the folder path instead of the name, or keep the Hub cache and set HF_HUB_OFFLINE=1. "
+        f"Original error: {str(error).strip().splitlines()[0]}"
+    )
+
+
+def check_backbone_config(name_or_path: str, revision: str | None = None, local_only: bool = False) -> BackboneSpec:
+    """Check that a backbone can be loaded here by fetching only its `config.json` (no weights).
+
+    With `local_only`, look only at local folders and the Hub cache (instant, never retries the network).
+
+    Raises:
+        ValueError: unknown name, or a registry entry with no Hub id (e.g. `aves-bio`: convert it first).
+        BackboneLoadError: the config is neither local nor cached and the Hub could not be reached.
+    """
+    from transformers import AutoConfig
+
+    spec = resolve_backbone(name_or_path)
+    if spec.family == "handcrafted":
+        return spec
+    if spec.hub_id is None:
+        raise ValueError(f"backbone {spec.name!r} is not on the Hub: {spec.how_to_get or 'pass a local folder'}")
+    try:
+        AutoConfig.from_pretrained(spec.hub_id, revision=revision, local_files_only=local_only)
+    except OSError as error:
+        raise _load_error(spec.hub_id, error) from error
+    return spec
+
+
 def load_backbone(name_or_path: str, revision: str | None = None):
     """Load a backbone's pretrained weights: `(transformers.PreTrainedModel, BackboneSpec)`.
 
@@ -177,8 +213,6 @@ def load_backbone(name_or_path: str, revision: str | None = None):
             model whose family is not supported.
         BackboneLoadError: the weights could not be found or downloaded.
     """
-    import os
-
     from transformers import AutoModel
 
     spec = resolve_backbone(name_or_path)
@@ -189,14 +223,7 @@ def load_backbone(name_or_path: str, revision: str | None = None):
     try:
         model = AutoModel.from_pretrained(spec.hub_id, revision=revision)
     except OSError as error:
-        offline = " (HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false") else ""
-        raise BackboneLoadError(
-            f"could not load backbone {spec.hub_id!r}{offline}: it is neither a local folder nor in the Hub cache, "
-            "and the Hub could not be reached. On a connected machine run "
-            f"`hf download {spec.hub_id}` (or `hf download {spec.hub_id} --local-dir DIR` and copy DIR here), "
-            "then pass the folder path instead of the name, or keep the Hub cache and set HF_HUB_OFFLINE=1. "
-            f"Original error: {error}"
-        ) from error
+        raise _load_error(spec.hub_id, error) from error
     model_type = getattr(model.config, "model_type", None)
     if model_type not in SUPPORTED_FAMILIES:
         raise ValueError(

@@ -101,23 +101,23 @@ class BenchmarkConfig:
 def preflight(names: list[str]) -> tuple[list[str], dict[str, str]]:
     """Which backbones can be loaded here, before any work starts: (loadable, {name: reason}).
 
-    Reads only each backbone's config (offline this fails in milliseconds), never its weights.
+    Reads only each backbone's config, never its weights. Once the Hub has proved unreachable, the other
+    Hub ids are looked up in the local cache only, so an offline machine is told at once rather than after
+    a round of network retries per backbone.
     """
-    from transformers import AutoConfig
+    from hf_bio.backbones import BackboneLoadError, check_backbone_config
 
     loadable, problems = [], {}
+    hub_unreachable = False
     for name in names:
         try:
-            spec = resolve_backbone(name)
-            if spec.family == "handcrafted":
-                loadable.append(name)
-                continue
-            if spec.hub_id is None:
-                raise ValueError(f"not on the Hub: {spec.how_to_get or 'give a local folder'}")
-            AutoConfig.from_pretrained(spec.hub_id)
+            check_backbone_config(name, local_only=hub_unreachable)
             loadable.append(name)
-        except Exception as error:  # every failure is reported by name; none stops the check of the others
-            problems[name] = str(error).strip().splitlines()[0]
+        except BackboneLoadError as error:
+            hub_unreachable = True
+            problems[name] = str(error)
+        except ValueError as error:  # every failure is reported by name; none stops the check of the others
+            problems[name] = str(error)
     return loadable, problems
 
 

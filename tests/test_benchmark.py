@@ -148,3 +148,20 @@ def test_config_file_is_checked_field_by_field(tmp_path):
         BenchmarkConfig(datasets=["a"], recipe={"max_epochs": 0})
     with pytest.raises(ValueError, match="unknown recipe field.*learning_rate"):
         BenchmarkConfig(datasets=["a"], recipe={"learning_rate": 0.1})
+
+
+def test_preflight_stops_asking_the_network_once_the_hub_is_unreachable(monkeypatch):
+    import transformers
+
+    calls = []
+
+    def unreachable(hub_id, revision=None, local_files_only=False):
+        calls.append((hub_id, local_files_only))
+        raise OSError("We couldn't connect to 'https://huggingface.co' to load the files")
+
+    monkeypatch.setattr(transformers.AutoConfig, "from_pretrained", unreachable)
+    loadable, problems = preflight(["hubert", "wavlm", "wav2vec2", "handcrafted"])
+    assert loadable == ["handcrafted"]
+    assert calls == [("facebook/hubert-base-ls960", False), ("microsoft/wavlm-base", True),
+                     ("facebook/wav2vec2-base", True)]
+    assert all("hf download" in problems[name] for name in ("hubert", "wavlm", "wav2vec2"))
