@@ -392,12 +392,25 @@ def _write_run_dir(output_dir, results, model, members, layers, mean, std, val, 
         "layers": [{"seed": seed, "layer": layer, **{name: state.curves[name][k] for name in state.curves}} for k, (seed, layer) in enumerate(members)],
         "best_layer": results["best_layer"],
     }
+    results["test_uar_ci95"] = _best_layer_ci(results, layers, test.labels, predictions["test_predictions_per_seed"])
     atomic_write(output_dir / "predictions.safetensors", lambda p: save_file(predictions, p))
     atomic_write(output_dir / "heads.safetensors", lambda p: save_file(heads, p, metadata=head_meta))
     stats = {"feature_mean": mean.contiguous(), "feature_std": std.contiguous()}
     atomic_write(output_dir / "feature_stats.safetensors", lambda p: save_file(stats, p))
     atomic_write(output_dir / "curves.json", lambda p: Path(p).write_text(json.dumps(curves, indent=1)))
     atomic_write(output_dir / "results.json", lambda p: Path(p).write_text(json.dumps(results, indent=2)))
+
+
+def _best_layer_ci(results: dict[str, Any], layers: list[int], labels: torch.Tensor, per_seed: torch.Tensor) -> list[float]:
+    """95% bootstrap interval of the chosen layer's test UAR: per seed, bounds averaged over seeds (as the
+    comparative table reports it), with the run's own UAR definition. Model cards read it from results.json."""
+    from hf_bio.stats import bootstrap_ci
+
+    metric = "uar_macro" if results["uar_average"] == "macro" else "uar"
+    best = layers.index(results["best_layer"])
+    bounds = [bootstrap_ci(labels.numpy(), predictions[best].numpy(), metric=metric, seed=int(seed))
+              for seed, predictions in zip(results["seeds"], per_seed, strict=True)]
+    return [sum(low for low, _ in bounds) / len(bounds), sum(high for _, high in bounds) / len(bounds)]
 
 
 def load_head(run_dir: str | Path, layer: int, seed: int | None = None) -> dict[str, torch.Tensor]:

@@ -80,6 +80,8 @@ def test_run_dir_contract(run, splits):
         assert key in on_disk
     assert on_disk["dataset"]["fingerprint"] == "f00d" and on_disk["dataset"]["label_names"] == ["call0", "call1", "call2"]
     assert on_disk["recipe"]["lr"] == 1e-3 and on_disk["recipe"]["batch_size"] == 16
+    low, high = on_disk["test_uar_ci95"]  # bootstrap interval of the chosen layer's test UAR
+    assert 0.0 <= low <= on_disk["test_uar"] <= high <= 1.0 and low < high
     row = on_disk["layers"][0]
     assert set(row) >= {"layer", "seed", "val_uar", "test_uar", "val_accuracy", "test_accuracy", "best_epoch"}
     preds = load_file(out / "predictions.safetensors")
