@@ -253,10 +253,24 @@ class BenchmarkRunner:
         return rows
 
     def _comparisons(self, rows, run_dirs):
-        """Per dataset, the paired test between the two best models (chosen on validation)."""
+        """Per dataset, paired tests of the best model (chosen on validation) against every other model.
+
+        The paper's top scores often differ by less than a point: these tests say which differences the
+        test set can resolve.
+        """
         from hf_bio.report import Comparison
         from hf_bio.results import load_run_predictions
         from hf_bio.table import best_layers
+
+        def test_predictions(dataset, backbone, layer):
+            run_dir, results = run_dirs[(dataset, backbone)]
+            arrays = load_run_predictions(run_dir)
+            predictions = arrays["test_predictions"]
+            predictions = predictions[None] if predictions.ndim == 2 else predictions
+            index = list(dict.fromkeys(e["layer"] for e in results["layers"])).index(_run_layer(layer))
+            # One trained head per model is compared: the first seed's (the table averages the seeds).
+            name = f"{backbone} (layer {layer}, seed {results['seeds'][0]})"
+            return name, arrays["test_labels"], predictions[0, index]
 
         chosen = best_layers(rows)
         comparisons = []
@@ -267,18 +281,10 @@ class BenchmarkRunner:
             )
             if len(ranked) < 2:
                 continue
-            picks = []
-            for backbone, layer in ranked[:2]:
-                run_dir, results = run_dirs[(dataset, backbone)]
-                arrays = load_run_predictions(run_dir)
-                predictions = arrays["test_predictions"]
-                predictions = predictions[None] if predictions.ndim == 2 else predictions
-                layer_order = list(dict.fromkeys(e["layer"] for e in results["layers"]))
-                index = layer_order.index(_run_layer(layer))
-                # The test compares one trained head per model: the first seed's (the table averages seeds).
-                picks.append((f"{backbone} (layer {layer}, seed {results['seeds'][0]})", arrays["test_labels"],
-                              predictions[0, index]))
-            comparisons.append(Comparison(dataset, picks[0][0], picks[1][0], picks[0][1], picks[0][2], picks[1][2]))
+            best_name, labels, best_predictions = test_predictions(dataset, *ranked[0])
+            for backbone, layer in ranked[1:]:
+                name, _, predictions = test_predictions(dataset, backbone, layer)
+                comparisons.append(Comparison(dataset, best_name, name, labels, best_predictions, predictions))
         return comparisons
 
     def _export_best(self, rows, run_dirs) -> dict[str, Path]:

@@ -53,6 +53,9 @@ def test_benchmark_writes_every_output(finished):
     assert "**" in table and "Handcrafted" in table and "Fusion" in table
     assert "\\textbf{" in (out / "table.tex").read_text()
     report = (out / "report.md").read_text()
+    # paired tests: the best of the 4 models (2 backbones, 2 fusion runs) against each of the other 3
+    significance = [line for line in report.splitlines() if line.startswith("| demo |")]
+    assert len(significance) == 3
     assert "concat" in report.lower() and "mean" in report.lower()
     figures = sorted(p.name for p in (out / "figures").iterdir())
     assert any(n.startswith("confusion_demo") and n.endswith(".png") for n in figures)
