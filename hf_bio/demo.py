@@ -15,7 +15,7 @@ from pathlib import Path
 
 DEMO_SEEDS = (1, 2, 3)
 # Larger and much noisier than `make_demo_corpus`'s defaults (the clean corpus gives 100% UAR everywhere):
-# with this hiss the backbones and layers differ in the table, and the demo still takes ~2 minutes on 2 cores.
+# with this hiss the backbones and layers differ in the table, and the demo still takes under a minute on 2 idle cores.
 DEMO_CORPUS_SIZE = {"num_twins": 4, "recordings_per_caller": 2, "recording_s": 40.0, "calls_per_recording": 40,
                     "noise_level": 0.4}
 
