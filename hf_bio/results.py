@@ -117,7 +117,7 @@ def package_versions() -> dict[str, str]:
     from hf_bio import __version__
 
     versions = {"python": platform.python_version()}
-    for package in ("torch", "torchaudio", "transformers", "datasets", "accelerate"):
+    for package in ("torch", "torchaudio", "transformers", "datasets", "accelerate", "numpy"):
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from hf_bio.feature_set import FeatureSet, check_compatible, feature_stats
 from hf_bio.features import add_dataset_arguments
 from hf_bio.heads import StackedAdam, StackedHeads
 from hf_bio.recipe import TrainRecipe, add_data_arguments, add_recipe_arguments, recipe_from_args
+from hf_bio.results import package_versions
 from hf_bio.uar import confusion_matrix, uar_from_confusion
 
 CHECKPOINT_DIR = "checkpoint"
@@ -297,21 +297,6 @@ def _save_checkpoint(accelerator, checkpoint: Path) -> None:
     accelerator.wait_for_everyone()
 
 
-def _versions() -> dict[str, str]:
-    import accelerate
-    import numpy
-
-    from hf_bio import __version__
-
-    return {
-        "hf_bio": __version__,
-        "torch": torch.__version__,
-        "accelerate": accelerate.__version__,
-        "numpy": numpy.__version__,
-        "python": platform.python_version(),
-    }
-
-
 def _results(train: FeatureSet, recipe: TrainRecipe, members, state: LayerwiseState, val_scores, test_scores) -> dict[str, Any]:
     rows = [
         {
@@ -355,7 +340,7 @@ def _results(train: FeatureSet, recipe: TrainRecipe, members, state: LayerwiseSt
         "test_accuracy": mean_over_seeds(best_layer, "test_accuracy"),
         "uar_average": recipe.uar_average,
         "num_train": len(train),
-        "versions": _versions(),
+        "versions": package_versions(),
     }
 
 

@@ -69,7 +69,7 @@ def test_results_round_trip_json_and_csv(tmp_path):
 
 def test_package_versions_names_every_package():
     versions = package_versions()
-    assert set(versions) == {"python", "torch", "torchaudio", "transformers", "datasets", "accelerate", "hf_bio"}
+    assert set(versions) == {"python", "torch", "torchaudio", "transformers", "datasets", "accelerate", "numpy", "hf_bio"}
     assert versions["torch"] != "not installed"
 
 
