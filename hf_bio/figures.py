@@ -164,3 +164,40 @@ def plot_confusion_matrix(
     score = 100 * uar(y, p)
     ax.set_title(f"{title + ' — ' if title else ''}UAR {score:.{DECIMALS}f}%", fontsize=10)
     return _save_figure(fig, out_path_stem)
+
+
+def plot_training_curves(curves: dict, out_path_stem: str | os.PathLike, seed: int | None = None) -> list[Path]:
+    """Training and validation loss, and validation UAR, per epoch for every layer of one seed.
+
+    `curves` is a run folder's `curves.json` (`{"layers": [{seed, layer, train_loss, val_loss, val_uar, ...}],
+    "best_layer"}`); `seed` defaults to the first seed. The chosen layer is drawn thick. STEM.png and STEM.pdf.
+    """
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure
+
+    entries = curves.get("layers") or []
+    if not entries:
+        raise ValueError("plot_training_curves: curves.json lists no layers; train the run first")
+    seed = entries[0]["seed"] if seed is None else seed
+    own = [e for e in entries if e["seed"] == seed]  # in the run's layer order
+    if not own:
+        raise ValueError(f"plot_training_curves: no curves for seed {seed}; seeds: {sorted({e['seed'] for e in entries})}")
+    best = curves.get("best_layer")
+    fig = Figure(figsize=(11.0, 3.6), layout="constrained")
+    axes = fig.subplots(1, 3)
+    palette = colormaps["viridis"]
+    for i, entry in enumerate(own):
+        color = palette(i / max(1, len(own) - 1))
+        chosen = entry["layer"] == best
+        style = {"color": color, "linewidth": 2.4 if chosen else 1.0, "alpha": 1.0 if chosen else 0.75}
+        label = f"layer {entry['layer']}" + (" (chosen)" if chosen else "")
+        for ax, key in zip(axes, ("train_loss", "val_loss", "val_uar"), strict=True):
+            values = np.asarray(entry[key], dtype=float) * (100 if key == "val_uar" else 1)
+            ax.plot(np.arange(1, len(values) + 1), values, label=label, **style)
+    for ax, title in zip(axes, ("training loss", "validation loss", "validation UAR (%)"), strict=True):
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("epoch")
+        ax.grid(True, alpha=0.3)
+    axes[2].legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.suptitle(f"training curves, seed {seed} (early-stopped layers end early)", fontsize=10)
+    return _save_figure(fig, out_path_stem)

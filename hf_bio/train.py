@@ -383,6 +383,9 @@ def _write_run_dir(output_dir, results, model, members, layers, mean, std, val, 
     stats = {"feature_mean": mean.contiguous(), "feature_std": std.contiguous()}
     atomic_write(output_dir / "feature_stats.safetensors", lambda p: save_file(stats, p))
     atomic_write(output_dir / "curves.json", lambda p: Path(p).write_text(json.dumps(curves, indent=1)))
+    from hf_bio.figures import plot_training_curves
+
+    plot_training_curves(curves, output_dir / "curves")  # curves.png / curves.pdf, the first seed
     atomic_write(output_dir / "results.json", lambda p: Path(p).write_text(json.dumps(results, indent=2)))
 
 

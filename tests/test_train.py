@@ -93,6 +93,7 @@ def test_run_dir_contract(run, splits):
     assert stats["feature_mean"].shape == stats["feature_std"].shape == (3, 8)
     torch.testing.assert_close(stats["feature_mean"], splits[0].features.mean(0), rtol=1e-4, atol=1e-4)
     curves = json.loads((out / "curves.json").read_text())["layers"]
+    assert (out / "curves.png").stat().st_size > 0 and (out / "curves.pdf").stat().st_size > 0
     assert len(curves) == 3 and all(len(c["val_uar"]) == len(c["train_loss"]) >= 1 for c in curves)
     head = load_head(out, INFORMATIVE)
     assert set(head) >= {"blocks.0.0.weight", "blocks.0.1.bias", "blocks.2.1.weight", "classifier.weight"}
@@ -129,6 +130,7 @@ def test_each_layer_keeps_its_own_schedule_and_early_stopping(run):
     trained = [r["epochs_trained"] for r in results["layers"]]
     assert min(trained) < RECIPE.max_epochs  # layers stopped early (test_stacked_equals_one_layer_alone: independently)
     curves = json.loads((out / "curves.json").read_text())["layers"]
+    assert (out / "curves.png").stat().st_size > 0 and (out / "curves.pdf").stat().st_size > 0
     assert any(min(c["lr"]) < RECIPE.lr for c in curves)  # a plateau reduced some layer's learning rate
     for c, r in zip(curves, results["layers"], strict=True):
         assert max(c["val_uar"]) == pytest.approx(r["val_uar"])  # the reported head is the best epoch's
