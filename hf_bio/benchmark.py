@@ -150,7 +150,7 @@ class BenchmarkRunner:
     # -- one dataset x one backbone ---------------------------------------------------------------------
     def extract(self, dataset_dir: Path, backbone: str) -> dict[str, Any]:
         """Pooled features of the three splits (from the cache when they are there)."""
-        from hf_bio.features import extract_prepared
+        from hf_bio.prepared_features import extract_prepared
 
         return extract_prepared(
             dataset_dir, backbone, cache_dir=self.cache, max_window_seconds=self.config.max_window_seconds,

@@ -189,7 +189,7 @@ def _cmd_push_dataset(args: argparse.Namespace) -> int:
 
 
 def _cmd_extract(args: argparse.Namespace) -> int:
-    from hf_bio.features import SPLITS, extract_prepared, feature_set_dir
+    from hf_bio.prepared_features import SPLITS, extract_prepared, feature_set_dir
 
     splits = SPLITS if args.split == "all" else (args.split,)
     try:
@@ -336,7 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", metavar="DIR", help="write exactly the files that would be uploaded to DIR instead")
     p.add_argument("--private", action="store_true", help="create the dataset repo as private")
     p.set_defaults(func=_cmd_push_dataset)
-    from hf_bio.features import add_dataset_arguments
+    from hf_bio.prepared_features import add_dataset_arguments
     from hf_bio.recipe import add_data_arguments, add_recipe_arguments
 
     p = sub.add_parser("train", help="train every layer's head from cached features (in-process; see hf_bio.train)")

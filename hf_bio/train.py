@@ -31,8 +31,8 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from hf_bio.atomic import atomic_write
 from hf_bio.feature_set import FeatureSet, check_compatible, feature_stats
-from hf_bio.features import add_dataset_arguments
 from hf_bio.heads import StackedAdam, StackedHeads
+from hf_bio.prepared_features import add_dataset_arguments
 from hf_bio.recipe import TrainRecipe, add_data_arguments, add_recipe_arguments, recipe_from_args
 from hf_bio.results import package_versions
 from hf_bio.uar import confusion_matrix, uar_from_confusion
@@ -446,7 +446,7 @@ def run_from_dataset(args: argparse.Namespace, accelerator=None) -> dict[str, An
     from accelerate import Accelerator
 
     from hf_bio.export import export_model
-    from hf_bio.features import extract_prepared
+    from hf_bio.prepared_features import extract_prepared
 
     if not args.backbone:
         raise ValueError("--dataset needs --backbone NAME_OR_PATH (see `hf-bio backbones`)")
@@ -489,7 +489,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     add_data_arguments(parser)
     add_recipe_arguments(parser)
-    add_dataset_arguments(parser)  # hf_bio.features: --dataset DIR --backbone NAME
+    add_dataset_arguments(parser)  # hf_bio.prepared_features: --dataset DIR --backbone NAME
     args = parser.parse_args(argv)
     from accelerate import Accelerator
 

@@ -10,6 +10,7 @@ import torch
 from datasets import Audio, ClassLabel, Dataset, DatasetDict, Features, Value
 
 from hf_bio import features as F
+from hf_bio import prepared_features as P
 
 LABELS = ["peep", "phee", "trill"]
 TINY_HUBERT = {
@@ -261,10 +262,10 @@ def test_splits_must_share_a_label_set(model, tmp_path):
     splits = DatasetDict(train=make_dataset(6), validation=make_dataset(6, seed=1),
                          test=make_dataset(6, seed=2, labels=["peep", "phee", "twitter"]))
     with pytest.raises(ValueError, match="label sets differ"):
-        F.extract_splits(splits, model, tmp_path, backbone_id="tiny", revision=None, progress=False)
+        P.extract_splits(splits, model, tmp_path, backbone_id="tiny", revision=None, progress=False)
     assert not any(tmp_path.iterdir())  # checked before any extraction
     splits["test"] = make_dataset(6, seed=2)
-    out = F.extract_splits(splits, model, tmp_path, backbone_id="tiny", revision=None, progress=False)
+    out = P.extract_splits(splits, model, tmp_path, backbone_id="tiny", revision=None, progress=False)
     assert {s: len(fs) for s, fs in out.items()} == {"train": 6, "validation": 6, "test": 6}
     # One dataset fingerprint for all splits, so the training code can check they belong together.
     assert len({fs.meta["dataset"]["fingerprint"] for fs in out.values()}) == 1
