@@ -72,3 +72,18 @@ def shared_dir() -> str:
         if parent == folder:
             pytest.fail(f"no shared/ folder (with README.md) beside or above {os.path.dirname(here)}")
         folder = parent
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models and heads gain nothing from intra-op threads, and on a loaded 2-core machine OpenMP
+    threads waiting for each other make each small op ~1000x slower (measured: 9 us -> 7 ms per baddbmm).
+
+    Modules opt in with `pytestmark = pytest.mark.usefixtures("one_torch_thread")`.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

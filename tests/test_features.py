@@ -30,6 +30,9 @@ TINY_HUBERT = {
 }
 
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
 def make_model(**overrides):
     from hf_bio.configuration_bio import BioClassifierConfig
     from hf_bio.modeling_bio import BioClassifierModel
@@ -57,13 +60,6 @@ def make_dataset(n: int = 22, seed: int = 0, rate: int = 16000, labels: list[str
     )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from threads, and on a shared 2-core machine threads wait on each other."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

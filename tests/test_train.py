@@ -21,14 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 INFORMATIVE = 1
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny heads gain nothing from intra-op threads, and on a loaded 2-core machine OpenMP threads
-    waiting for each other make each small op ~1000x slower (measured: 9 us -> 7 ms per baddbmm)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _split(n: int, seed: int, split: str, num_labels: int = 3, backbone: str = "tiny-random-hubert") -> FeatureSet:
