@@ -258,19 +258,16 @@ class BenchmarkRunner:
         The paper's top scores often differ by less than a point: these tests say which differences the
         test set can resolve.
         """
-        from hf_bio.report import Comparison
-        from hf_bio.results import load_run_predictions
+        from hf_bio.report import Comparison, confusion_input_from_run
         from hf_bio.table import best_layers
 
         def test_predictions(dataset, backbone, layer):
-            run_dir, results = run_dirs[(dataset, backbone)]
-            arrays = load_run_predictions(run_dir)
-            predictions = arrays["test_predictions"]
-            predictions = predictions[None] if predictions.ndim == 2 else predictions
-            index = list(dict.fromkeys(e["layer"] for e in results["layers"])).index(_run_layer(layer))
             # One trained head per model is compared: the first seed's (the table averages the seeds).
-            name = f"{backbone} (layer {layer}, seed {results['seeds'][0]})"
-            return name, arrays["test_labels"], predictions[0, index]
+            run_dir, results = run_dirs[(dataset, backbone)]
+            picked = confusion_input_from_run(
+                run_dir, _run_layer(layer), model=f"{backbone} (layer {layer}, seed {results['seeds'][0]})"
+            )
+            return picked.model, picked.labels, picked.predictions
 
         chosen = best_layers(rows)
         comparisons = []

@@ -254,6 +254,23 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from hf_bio.report import compare_runs
+
+    try:
+        r = compare_runs(args.run_a, args.run_b, args.layer_a, args.layer_b, n_resamples=args.n_resamples)
+    except (ValueError, OSError) as err:
+        print(f"hf-bio compare: error: {err}", file=sys.stderr)
+        return 2
+    print(f"dataset {r['dataset']}, same test clips, {r['n_resamples']} resamples")
+    for side in ("a", "b"):
+        low, high = r[f"ci_{side}"]
+        print(f"  {side.upper()}: {r[f'model_{side}']:<40} UAR {100 * r[f'uar_{side}']:.2f}% [{100 * low:.2f}, {100 * high:.2f}]")
+    print(f"  B - A: {100 * (r['uar_b'] - r['uar_a']):+.2f} points; paired bootstrap p = {r['p_paired_bootstrap']:.3f}, "
+          f"permutation p = {r['p_permutation']:.3f} (p < 0.05: the test set resolves the difference)")
+    return 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from hf_bio.report import main as report_main
 
@@ -369,6 +386,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="the benchmark on the built-in synthetic corpus with offline backbones (make demo)")
     p.add_argument("--output-dir", default="demo_output", help="where everything goes (default demo_output)")
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("compare", help="paired significance tests of two trained runs on the same test clips")
+    p.add_argument("run_a", metavar="RUN_A", help="a training run folder (results.json, predictions.safetensors)")
+    p.add_argument("run_b", metavar="RUN_B", help="another run on the same dataset split")
+    p.add_argument("--layer-a", type=int, default=None, help="layer of RUN_A (default: its best on validation)")
+    p.add_argument("--layer-b", type=int, default=None, help="layer of RUN_B (default: its best on validation)")
+    p.add_argument("--n-resamples", type=int, default=1000, help="bootstrap / permutation rounds (default 1000)")
+    p.set_defaults(func=_cmd_compare)
 
     p = sub.add_parser("report", help="rebuild the tables and figures from a results.json/results.csv")
     p.add_argument("results", help="results.json, results.csv or the folder holding them")

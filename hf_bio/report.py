@@ -99,6 +99,52 @@ def confusion_input_from_run(run_dir: str | os.PathLike, layer: int | str, seed:
     )
 
 
+def compare_runs(
+    run_a: str | os.PathLike,
+    run_b: str | os.PathLike,
+    layer_a: int | None = None,
+    layer_b: int | None = None,
+    n_resamples: int = 1000,
+) -> dict:
+    """Paired significance tests of two trained models (run folders) on the same test clips.
+
+    Each run contributes one layer (default: its `best_layer`, chosen on validation) of its first seed.
+    Returns the two UARs with their 95% bootstrap intervals, the difference B - A and the two-sided p-values
+    of the paired bootstrap and the permutation tests.
+
+    Raises:
+        ValueError: the runs were not evaluated on the same test clips (labels differ), or a layer is missing.
+    """
+    import json
+
+    from hf_bio.stats import bootstrap_ci
+
+    picked = []
+    for run_dir, layer in ((Path(run_a), layer_a), (Path(run_b), layer_b)):
+        if layer is None:
+            layer = json.loads((run_dir / "results.json").read_text())["best_layer"]
+        picked.append(confusion_input_from_run(run_dir, layer))
+    a, b = picked
+    labels = np.asarray(a.labels)
+    if a.dataset != b.dataset or not np.array_equal(labels, np.asarray(b.labels)):
+        raise ValueError(
+            f"{run_a} and {run_b} were not tested on the same clips (datasets {a.dataset!r} and {b.dataset!r}); "
+            "a paired test needs both models' predictions on one test split"
+        )
+    return {
+        "dataset": a.dataset,
+        "model_a": a.model,
+        "model_b": b.model,
+        "uar_a": uar(labels, a.predictions),
+        "uar_b": uar(labels, b.predictions),
+        "ci_a": bootstrap_ci(labels, a.predictions, n_resamples=n_resamples),
+        "ci_b": bootstrap_ci(labels, b.predictions, n_resamples=n_resamples),
+        "p_paired_bootstrap": paired_bootstrap_test(labels, a.predictions, b.predictions, n_resamples=n_resamples),
+        "p_permutation": permutation_test(labels, a.predictions, b.predictions, n_resamples=n_resamples),
+        "n_resamples": n_resamples,
+    }
+
+
 def best_models(rows: Sequence[ResultRow]) -> dict[str, tuple[str, int | str]]:
     """Per dataset, the (backbone, layer) with the best mean validation UAR: whose confusion matrix to draw."""
     chosen = best_layers(rows)

@@ -168,3 +168,27 @@ def test_preflight_stops_asking_the_network_once_the_hub_is_unreachable(monkeypa
     assert calls == [("facebook/hubert-base-ls960", False), ("microsoft/wavlm-base", True),
                      ("facebook/wav2vec2-base", True)]
     assert all("hf download" in problems[name] for name in ("hubert", "wavlm", "wav2vec2"))
+
+
+@pytest.mark.slow
+def test_compare_two_runs_from_the_command_line(finished, capsys):
+    from hf_bio.cli import main
+    from hf_bio.report import compare_runs
+
+    config, _, _ = finished
+    runs = sorted((Path(config.output_dir) / "runs" / "demo").glob("*-*"))
+    hubert = next(r for r in runs if r.name.startswith("tiny-random-hubert"))
+    handcrafted = next(r for r in runs if r.name.startswith("handcrafted"))
+    same = compare_runs(hubert, hubert, n_resamples=100)
+    assert same["uar_a"] == same["uar_b"] and same["p_paired_bootstrap"] == 1.0
+    result = compare_runs(hubert, handcrafted, layer_a=0, n_resamples=100)
+    assert "layer 0" in result["model_a"] and 0.0 <= result["p_permutation"] <= 1.0
+    assert result["ci_a"][0] <= result["uar_a"] <= result["ci_a"][1]
+    assert main(["compare", str(hubert), str(handcrafted), "--n-resamples", "50"]) == 0
+    assert "paired bootstrap p" in capsys.readouterr().out
+    other_dataset = Path(config.output_dir).parent / "elsewhere"
+    other_dataset.mkdir()
+    (other_dataset / "results.json").write_text((hubert / "results.json").read_text().replace('"demo"', '"other"'))
+    (other_dataset / "predictions.safetensors").write_bytes((hubert / "predictions.safetensors").read_bytes())
+    with pytest.raises(ValueError, match="not tested on the same clips"):
+        compare_runs(hubert, other_dataset)
