@@ -297,31 +297,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out_dir", help="folder to write (config.json, model.safetensors, preprocessor_config.json)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT_DIR if it exists")
     p.set_defaults(func=_cmd_convert_aves)
-    p = sub.add_parser("push-model", help="push a trained run's model with its model card to the Hub")
-    p.add_argument("run_dir", metavar="RUN_DIR", help="training run folder (results.json, model/)")
-    p.add_argument("repo_id", metavar="REPO_ID", help="Hub model repo, owner/name")
-    p.add_argument("--dry-run", metavar="DIR", help="write the folder that would be uploaded to DIR, upload nothing")
-    p.add_argument("--private", action="store_true", help="create the repo as private")
-    p.add_argument("--license", default="apache-2.0", help="licence of the model files (default: apache-2.0)")
-    p.set_defaults(func=_cmd_push_model)
-
-    p = sub.add_parser("push-space", help="push the Gradio Space (app folder + hf_bio code) to the Hub")
-    p.add_argument("space_dir", metavar="SPACE_DIR", help="the Space folder, e.g. spaces/hf-bio-demo")
-    p.add_argument("repo_id", metavar="REPO_ID", help="Hub Space repo, owner/name")
-    p.add_argument("--dry-run", metavar="DIR", help="write the folder that would be uploaded to DIR, upload nothing")
-    p.add_argument("--private", action="store_true", help="create the Space as private")
-    p.add_argument("--model", metavar="REPO_OR_DIR", help="the Space's default model: a Hub id, or a folder to ship")
-    p.set_defaults(func=_cmd_push_space)
-
-    p = sub.add_parser("space", help="serve the Gradio app locally (upload a call, see the labels)")
-    p.add_argument(
-        "--model", action="append", metavar="DIR_OR_REPO",
-        help="model folder or Hub id (repeat for several; default $HF_BIO_DEFAULT_MODEL or demo_output/model)",
-    )
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=None, help="port (default: the first free one from 7860)")
-    p.add_argument("--max-seconds", type=float, default=None, help="longest recording accepted (default 60)")
-    p.set_defaults(func=_cmd_space)
 
     p = sub.add_parser(
         "prepare",
@@ -356,6 +331,21 @@ def build_parser() -> argparse.ArgumentParser:
     from hf_bio.prepared_features import add_dataset_arguments
     from hf_bio.recipe import add_data_arguments, add_recipe_arguments
 
+    p = sub.add_parser(
+        "extract",
+        help="run a frozen backbone once over a prepared dataset and cache every layer's pooled features",
+    )
+    p.add_argument("dataset_dir", help="a prepared dataset folder (hf-bio prepare)")
+    p.add_argument("--backbone", required=True, help="registry name (hf-bio backbones), Hub id or local folder")
+    p.add_argument("--split", choices=["train", "validation", "test", "all"], default="all")
+    p.add_argument("--cache-dir", default=None, help="default: $HF_BIO_CACHE/features or ~/.cache/hf_bio/features")
+    p.add_argument("--revision", default=None, help="the backbone's Hub revision (branch, tag or commit)")
+    p.add_argument("--max-window-seconds", type=float, default=None,
+                   help="run longer clips in windows of this length (default: the model's, 10 s)")
+    p.add_argument("--batch-seconds", type=float, default=4.0,
+                   help="padded audio per batch; raise it on a GPU, lower it when memory is short")
+    p.set_defaults(func=_cmd_extract)
+
     p = sub.add_parser("train", help="train every layer's head from cached features (in-process; see hf_bio.train)")
     add_data_arguments(p)
     add_recipe_arguments(p)
@@ -387,6 +377,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dir", default="demo_output", help="where everything goes (default demo_output)")
     p.set_defaults(func=_cmd_demo)
 
+    p = sub.add_parser("report", help="rebuild the tables and figures from a results.json/results.csv")
+    p.add_argument("results", help="results.json, results.csv or the folder holding them")
+    p.add_argument("--out", help="output folder (default: beside the results)")
+    p.set_defaults(func=_cmd_report)
+
     p = sub.add_parser("compare", help="paired significance tests of two trained runs on the same test clips")
     p.add_argument("run_a", metavar="RUN_A", help="a training run folder (results.json, predictions.safetensors)")
     p.add_argument("run_b", metavar="RUN_B", help="another run on the same dataset split")
@@ -395,25 +390,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-resamples", type=int, default=1000, help="bootstrap / permutation rounds (default 1000)")
     p.set_defaults(func=_cmd_compare)
 
-    p = sub.add_parser("report", help="rebuild the tables and figures from a results.json/results.csv")
-    p.add_argument("results", help="results.json, results.csv or the folder holding them")
-    p.add_argument("--out", help="output folder (default: beside the results)")
-    p.set_defaults(func=_cmd_report)
+    p = sub.add_parser("push-model", help="push a trained run's model with its model card to the Hub")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="training run folder (results.json, model/)")
+    p.add_argument("repo_id", metavar="REPO_ID", help="Hub model repo, owner/name")
+    p.add_argument("--dry-run", metavar="DIR", help="write the folder that would be uploaded to DIR, upload nothing")
+    p.add_argument("--private", action="store_true", help="create the repo as private")
+    p.add_argument("--license", default="apache-2.0", help="licence of the model files (default: apache-2.0)")
+    p.set_defaults(func=_cmd_push_model)
 
-    p = sub.add_parser(
-        "extract",
-        help="run a frozen backbone once over a prepared dataset and cache every layer's pooled features",
+    p = sub.add_parser("push-space", help="push the Gradio Space (app folder + hf_bio code) to the Hub")
+    p.add_argument("space_dir", metavar="SPACE_DIR", help="the Space folder, e.g. spaces/hf-bio-demo")
+    p.add_argument("repo_id", metavar="REPO_ID", help="Hub Space repo, owner/name")
+    p.add_argument("--dry-run", metavar="DIR", help="write the folder that would be uploaded to DIR, upload nothing")
+    p.add_argument("--private", action="store_true", help="create the Space as private")
+    p.add_argument("--model", metavar="REPO_OR_DIR", help="the Space's default model: a Hub id, or a folder to ship")
+    p.set_defaults(func=_cmd_push_space)
+
+    p = sub.add_parser("space", help="serve the Gradio app locally (upload a call, see the labels)")
+    p.add_argument(
+        "--model", action="append", metavar="DIR_OR_REPO",
+        help="model folder or Hub id (repeat for several; default $HF_BIO_DEFAULT_MODEL or demo_output/model)",
     )
-    p.add_argument("dataset_dir", help="a prepared dataset folder (hf-bio prepare)")
-    p.add_argument("--backbone", required=True, help="registry name (hf-bio backbones), Hub id or local folder")
-    p.add_argument("--split", choices=["train", "validation", "test", "all"], default="all")
-    p.add_argument("--cache-dir", default=None, help="default: $HF_BIO_CACHE/features or ~/.cache/hf_bio/features")
-    p.add_argument("--revision", default=None, help="the backbone's Hub revision (branch, tag or commit)")
-    p.add_argument("--max-window-seconds", type=float, default=None,
-                   help="run longer clips in windows of this length (default: the model's, 10 s)")
-    p.add_argument("--batch-seconds", type=float, default=4.0,
-                   help="padded audio per batch; raise it on a GPU, lower it when memory is short")
-    p.set_defaults(func=_cmd_extract)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="port (default: the first free one from 7860)")
+    p.add_argument("--max-seconds", type=float, default=None, help="longest recording accepted (default 60)")
+    p.set_defaults(func=_cmd_space)
 
     return parser
 
