@@ -31,3 +31,19 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> Non
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write `text` (UTF-8, newlines as given) to `path` atomically."""
     atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8", newline=""))
+
+
+def replace_dir(new: str | os.PathLike, target: str | os.PathLike) -> Path:
+    """Move the finished folder `new` to `target`, atomically: an earlier `target` stays whole until the
+    last moment, then is removed. `new` must be on the same file system (build it beside `target`)."""
+    import shutil
+
+    new, target = Path(new), Path(target)
+    if target.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+        os.replace(target, old / "x")
+        os.replace(new, target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(new, target)
+    return target

@@ -41,6 +41,16 @@ class DecodedAudio:
         return self.samples.shape[1] / self.sampling_rate
 
 
+def _existing_file(path: str | Path) -> Path:
+    """`path` as a Path, or AudioDecodeError when it is missing or empty (before any decoder sees it)."""
+    path = Path(path)
+    if not path.is_file():
+        raise AudioDecodeError(f"{path}: file not found")
+    if path.stat().st_size == 0:
+        raise AudioDecodeError(f"{path}: file is empty (0 bytes)")
+    return path
+
+
 def read_audio(path: str | Path, start_s: float | None = None, end_s: float | None = None) -> DecodedAudio:
     """Decode `path` (WAV/FLAC/OGG via libsndfile, MP3 and others via FFmpeg through torchcodec).
 
@@ -50,11 +60,7 @@ def read_audio(path: str | Path, start_s: float | None = None, end_s: float | No
     Raises:
         AudioDecodeError: missing, empty, corrupt or undecodable file, or a segment outside the file.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise AudioDecodeError(f"{path}: file not found")
-    if path.stat().st_size == 0:
-        raise AudioDecodeError(f"{path}: file is empty (0 bytes)")
+    path = _existing_file(path)
     try:
         decoded = _read_with_soundfile(path, start_s, end_s)
     except AudioDecodeError:
@@ -92,11 +98,7 @@ def audio_info(path: str | Path) -> AudioInfo:
     Raises:
         AudioDecodeError: missing, empty, corrupt or undecodable file, or one with no samples.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise AudioDecodeError(f"{path}: file not found")
-    if path.stat().st_size == 0:
-        raise AudioDecodeError(f"{path}: file is empty (0 bytes)")
+    path = _existing_file(path)
     try:
         import soundfile as sf
 

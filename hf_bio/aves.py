@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import pickle
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from hf_bio.atomic import replace_dir
 
 TORCHAUDIO_URL = "https://storage.googleapis.com/esp-public-files/ported_aves/aves-base-bio.torchaudio.pt"
 TORCHAUDIO_CONFIG_URL = (
@@ -317,13 +318,7 @@ def convert_aves(
     try:
         model.save_pretrained(tmp)  # safetensors is the default format
         extractor.save_pretrained(tmp)
-        if output_dir.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.old-", dir=output_dir.parent))
-            os.replace(output_dir, old / "x")
-            os.replace(tmp, output_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, output_dir)
+        replace_dir(tmp, output_dir)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

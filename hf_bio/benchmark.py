@@ -173,7 +173,9 @@ class BenchmarkRunner:
         key = _settings_hash({
             "dataset": fingerprint, "backbone": backbone, "features": features_meta, "recipe": self.recipe.to_dict(),
         })
-        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in Path(backbone).name)
+        from hf_bio.report import safe_name
+
+        safe = safe_name(Path(backbone).name)
         return self.output / "runs" / dataset / f"{safe}-{key}"
 
     # -- the whole study ---------------------------------------------------------------------------------

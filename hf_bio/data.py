@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from hf_bio.atomic import replace_dir
 from hf_bio.audio import (
     TARGET_SAMPLING_RATE,
     AudioDecodeError,
@@ -224,16 +225,6 @@ def _write_csv(path: Path, rows: Sequence[Problem]) -> None:
     os.replace(tmp, path)
 
 
-def _replace_dir(new: Path, target: Path) -> None:
-    """Move the finished build `new` to `target`; an earlier `target` stays whole until the last moment."""
-    old = target.parent / f".{target.name}.old-{os.getpid()}"
-    if target.exists():
-        os.replace(target, old)
-    os.replace(new, target)
-    if old.exists():
-        shutil.rmtree(old)
-
-
 def _remove_stale_builds(output_dir: Path) -> None:
     """Delete temporary folders left by killed runs (their process is gone); a live run's is kept."""
     for stale in output_dir.parent.glob(f".{output_dir.name}.building-*"):
@@ -399,7 +390,7 @@ def build_prepared_dataset(
             "label_names": names,
         }
         (build / MARKER_NAME).write_text(json.dumps(summary, indent=2))  # last: marks the build complete
-        _replace_dir(build, output_dir)
+        replace_dir(build, output_dir)
     finally:
         if build.exists():
             shutil.rmtree(build, ignore_errors=True)

@@ -58,13 +58,9 @@ def run_demo(output_dir: str | Path = "demo_output", log: Callable[[str], None] 
 
 def _replace_folder(source: Path, target: Path) -> Path:
     """Copy `source` to `target` atomically: a reader sees the old folder or the new one, never half of one."""
+    from hf_bio.atomic import replace_dir
+
     staging = target.with_name(f".{target.name}.tmp")
     shutil.rmtree(staging, ignore_errors=True)
     shutil.copytree(source, staging)
-    old = target.with_name(f".{target.name}.old")
-    if target.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        target.rename(old)
-    staging.rename(target)
-    shutil.rmtree(old, ignore_errors=True)
-    return target
+    return replace_dir(staging, target)

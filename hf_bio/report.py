@@ -163,7 +163,8 @@ def _p_text(p: float, n_resamples: int) -> str:
     return f"< {1.0 / n_resamples:.2g}" if p <= floor + 1e-12 else f"{p:.3f}"
 
 
-def _safe_name(text: str) -> str:
+def safe_name(text: str) -> str:
+    """`text` with every character but letters, digits, `-`, `_` and `.` replaced by `_`: a file name."""
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text)
 
 
@@ -206,7 +207,7 @@ def write_report(
         if ran:
             sets.append(("layerwise_all", ran))
         for name, members in sets:
-            stem = out / "figures" / _safe_name(f"{name}_{dataset}")
+            stem = out / "figures" / safe_name(f"{name}_{dataset}")
             what = _FIGURE_TITLES.get(name, name.replace("_", " "))
             title = f"{DATASET_LABELS.get(dataset, dataset)}, {what}: {METRIC_LABELS[metric]} per layer"
             for path in plot_layerwise(rows, dataset, members, stem, metric=metric, title=title):
@@ -219,7 +220,7 @@ def write_report(
 
     confusion_lines: list[str] = []
     for item in confusion_inputs or []:
-        stem = out / "figures" / _safe_name(f"confusion_{item.dataset}_{item.model}")
+        stem = out / "figures" / safe_name(f"confusion_{item.dataset}_{item.model}")
         title = f"{DATASET_LABELS.get(item.dataset, item.dataset)}, {item.model}"
         for path in plot_confusion_matrix(item.labels, item.predictions, item.class_names, stem, title=title):
             written[str(path.relative_to(out))] = path

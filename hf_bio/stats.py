@@ -125,7 +125,7 @@ def paired_bootstrap_test(
     2012). Identical predictions give p = 1; the smallest reachable p is 1 / (R + 1).
     """
     y, a, b, n_classes = _encode_pair(labels, preds_a, preds_b)
-    observed = _score(y[None, :], b[None, :], n_classes, metric)[0] - _score(y[None, :], a[None, :], n_classes, metric)[0]
+    observed = _observed_difference(y, a, b, n_classes, metric)
     scores_a, scores_b = _resampled_scores(y, [a, b], n_classes, metric, n_resamples, seed)
     # A tiny tolerance so that float noise in equal differences counts as "at least as large".
     extreme = np.abs((scores_b - scores_a) - observed) >= abs(observed) - 1e-12
@@ -147,9 +147,7 @@ def permutation_test(
     give p = 1.
     """
     y, a, b, n_classes = _encode_pair(labels, preds_a, preds_b)
-    observed = abs(
-        _score(y[None, :], b[None, :], n_classes, metric)[0] - _score(y[None, :], a[None, :], n_classes, metric)[0]
-    )
+    observed = abs(_observed_difference(y, a, b, n_classes, metric))
     rng = np.random.default_rng(seed)
     count = 0
     for n_rows in _chunks(n_resamples, y.size):
@@ -164,6 +162,11 @@ def permutation_test(
 
 # ---------------------------------------------------------------------------------------------------------
 # Vectorised internals
+
+
+def _observed_difference(y: np.ndarray, a: np.ndarray, b: np.ndarray, n_classes: int, metric) -> float:
+    """metric(B) - metric(A) on the test clips as they are: what the paired tests put in question."""
+    return float(_score(y[None, :], b[None, :], n_classes, metric)[0] - _score(y[None, :], a[None, :], n_classes, metric)[0])
 
 
 def _uar_batch(labels: np.ndarray, predictions: np.ndarray, n_classes: int, macro: bool = False) -> np.ndarray:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from hf_bio.atomic import atomic_write
+from hf_bio.atomic import atomic_write, replace_dir
 from hf_bio.feature_set import FeatureSet, check_compatible, feature_stats
 from hf_bio.heads import StackedAdam, StackedHeads
 from hf_bio.prepared_features import add_dataset_arguments
@@ -289,11 +288,7 @@ def _save_checkpoint(accelerator, checkpoint: Path) -> None:
     accelerator.save_state(str(tmp))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        old = checkpoint.with_name(checkpoint.name + ".old")
-        if checkpoint.exists():
-            os.replace(checkpoint, old)
-        os.replace(tmp, checkpoint)
-        shutil.rmtree(old, ignore_errors=True)
+        replace_dir(tmp, checkpoint)
     accelerator.wait_for_everyone()
 
 
