@@ -140,22 +140,42 @@ class StackedAdam(torch.optim.Optimizer):
         self.active = torch.ones(num_members, dtype=torch.bool)
         self._use_fused = hasattr(torch, "_fused_adam_")
 
-    def _fused_step(self, p: torch.Tensor, state: dict, group: dict) -> bool:
-        """torch's fused Adam kernel (what `Adam(fused=True)` runs: one pass over p, grad, m, v) on the
-        members' slices, one call per distinct learning rate. Returns False where it is unavailable."""
-        if not self._use_fused or p.dtype != torch.float32:
-            return False
-        steps = state["step"].to(p.device, torch.float32)  # already incremented for the active members
-        beta1, beta2 = group["betas"]
-        by_lr: dict[float, list[int]] = {}
+    def _member_runs(self, steps: torch.Tensor) -> dict[tuple[float, float], list[slice]]:
+        """Active members grouped by (learning rate, step count), each group as contiguous index ranges.
+
+        Usually every member is active with the same rate and step: one range covering the whole stack, so the
+        fused kernel below runs once per parameter tensor instead of once per member.
+        """
+        runs: dict[tuple[float, float], list[slice]] = {}
+        previous: tuple[tuple[float, float], int] | None = None
+        lrs, counts = self.member_lr.tolist(), steps.tolist()
         for k in self.active.nonzero().flatten().tolist():
-            by_lr.setdefault(float(self.member_lr[k]), []).append(k)
+            key = (lrs[k], counts[k])
+            if previous == (key, k - 1):  # extends the current range
+                runs[key][-1] = slice(runs[key][-1].start, k + 1)
+            else:
+                runs.setdefault(key, []).append(slice(k, k + 1))
+            previous = (key, k)
+        return runs
+
+    def _fused_step(self, params: list[torch.Tensor], group: dict) -> bool:
+        """torch's fused Adam kernel (what `Adam(fused=True)` runs: one pass over p, grad, m, v), one call per
+        distinct (learning rate, step) over all parameters' member ranges. Returns False where it is unavailable."""
+        if not self._use_fused or any(p.dtype != torch.float32 for p in params):
+            return False
+        steps = self.state[params[0]]["step"]  # already incremented for the active members
+        if any(not torch.equal(self.state[p]["step"], steps) for p in params[1:]):
+            return False  # parameters stepped apart (a grad was missing once): the per-tensor path handles it
+        beta1, beta2 = group["betas"]
         applied = False
         try:
-            for lr, members in by_lr.items():
+            for (lr, step), ranges in self._member_runs(steps).items():
+                step_tensor = torch.tensor(step, dtype=torch.float32, device=params[0].device)
+                states = [self.state[p] for p in params]
                 torch._fused_adam_(
-                    [p[k] for k in members], [p.grad[k] for k in members], [state["exp_avg"][k] for k in members],
-                    [state["exp_avg_sq"][k] for k in members], [], [steps[k] for k in members],
+                    [p[r] for p in params for r in ranges], [p.grad[r] for p in params for r in ranges],
+                    [s["exp_avg"][r] for s in states for r in ranges], [s["exp_avg_sq"][r] for s in states for r in ranges],
+                    [], [step_tensor] * (len(params) * len(ranges)),
                     lr=lr, beta1=beta1, beta2=beta2, weight_decay=0.0, eps=group["eps"], amsgrad=False, maximize=False,
                 )
                 applied = True
@@ -181,21 +201,22 @@ class StackedAdam(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self, closure=None):
         loss = closure() if closure is not None else None
+        active = self.active.to(torch.float64)
         for group in self.param_groups:
             beta1, beta2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
+            params = [p for p in group["params"] if p.grad is not None]
+            for p in params:
                 state = self.state[p]
                 if not state:
                     state["step"] = torch.zeros(self.num_members, dtype=torch.float64)
                     state["exp_avg"] = torch.zeros_like(p)
                     state["exp_avg_sq"] = torch.zeros_like(p)
-                active = self.active.to(torch.float64)
                 state["step"] += active
+            if not params or self._fused_step(params, group):
+                continue
+            for p in params:
+                state = self.state[p]
                 t = state["step"].clamp_min(1.0)
-                if self._fused_step(p, state, group):
-                    continue
                 shape = (-1,) + (1,) * (p.ndim - 1)
                 keep = self.active.to(p.device).view(shape)
                 grad = p.grad

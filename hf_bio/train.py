@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -131,16 +132,23 @@ class LayerwiseState:
 class LayerStandardizer:
     """Selects the trained layers of a batch [B, L, D] and z-scores them with the training statistics.
 
-    Applied per batch, so the (possibly many-GB) feature cache is never copied.
+    Applied per batch, so the (possibly many-GB) feature cache is never copied. The result is laid out
+    member-first, [L', B, D], as the stacked heads take it, written in one pass: (x - mean) / std exactly
+    as `standardize` computes it.
     """
 
     def __init__(self, mean: torch.Tensor, std: torch.Tensor, layers: list[int]) -> None:
         self.index = torch.tensor(layers)
-        self.mean, self.std = mean[layers], std[layers]
+        self.every_layer = layers == list(range(mean.shape[0]))  # then no selection copy is needed
+        self.mean, self.std = mean[layers][:, None], std[layers][:, None]  # [L', 1, D]
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.index_select(1, self.index.to(x.device))
-        return standardize(x, self.mean.to(x.device), self.std.to(x.device))
+        """[B, L, D] -> z-scored [L', B, D], contiguous."""
+        if not self.every_layer:
+            x = x.index_select(1, self.index.to(x.device))
+        out = torch.empty((x.shape[1], x.shape[0], x.shape[2]), dtype=x.dtype, device=x.device)
+        torch.sub(x.transpose(0, 1), self.mean.to(x.device), out=out)
+        return out.div_(self.std.to(x.device))
 
 
 def get_dataloaders(
@@ -160,8 +168,8 @@ def get_dataloaders(
 
 
 def _member_inputs(x: torch.Tensor, num_seeds: int) -> torch.Tensor:
-    """[B, L, D] -> [S*L, B, D]: every seed's heads see every layer (member k = seed k // L, layer k % L)."""
-    return x.transpose(0, 1).repeat(num_seeds, 1, 1)
+    """[L, B, D] -> [S*L, B, D]: every seed's heads see every layer (member k = seed k // L, layer k % L)."""
+    return x if num_seeds == 1 else x.repeat(num_seeds, 1, 1)
 
 
 @torch.no_grad()
@@ -192,10 +200,6 @@ def _scores(logits: torch.Tensor, labels: torch.Tensor, num_labels: int, average
     }
 
 
-def _after_epoch_checkpoint(epoch: int) -> None:
-    """A hook (no-op) called after each epoch's checkpoint; tests replace it to simulate an interruption."""
-
-
 def training_function(
     train: FeatureSet,
     val: FeatureSet,
@@ -204,6 +208,7 @@ def training_function(
     output_dir: str | Path,
     accelerator=None,
     resume: bool = False,
+    on_epoch_end: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     from accelerate import Accelerator
 
@@ -245,7 +250,8 @@ def training_function(
         for start in range(0, n, recipe.batch_size):
             # Each process takes every P-th row of the global batch, so P processes step like one.
             rows = [p[start : start + recipe.batch_size][accelerator.process_index :: procs] for p in perms]
-            x = torch.cat([zscore(x_train[r].to(accelerator.device)).transpose(0, 1) for r in rows])
+            seeds_x = [zscore(x_train[r].to(accelerator.device)) for r in rows]
+            x = seeds_x[0] if len(seeds_x) == 1 else torch.cat(seeds_x)  # one seed: no extra copy
             y = torch.stack([y_train[r] for r in rows]).repeat_interleave(len(layers), dim=0).to(accelerator.device)
             logits = model(x)
             per_member = F.cross_entropy(logits.permute(0, 2, 1), y, reduction="none").sum(1)
@@ -259,7 +265,8 @@ def training_function(
         epoch_val = _scores(*evaluate(model, val_loader, accelerator, num_seeds, zscore), num_labels, recipe.uar_average)
         state.update(epoch, unwrapped, unwrapped_optimizer, train_loss, epoch_val["loss"], epoch_val["uar"])
         _save_checkpoint(accelerator, checkpoint)
-        _after_epoch_checkpoint(epoch)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch)
 
     # The best-validation-UAR weights of every member, then the final evaluation.
     with torch.no_grad():
@@ -419,6 +426,7 @@ def train_layerwise(
     output_dir: str | Path = "run",
     accelerator=None,
     resume: bool = False,
+    on_epoch_end: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Trains every layer's head (for every seed) and writes RUN_DIR; returns the results.json dict.
 
@@ -428,8 +436,9 @@ def train_layerwise(
         output_dir: RUN_DIR (created).
         accelerator: an `accelerate.Accelerator`; default a new one (single process unless launched).
         resume: continue from RUN_DIR/checkpoint when it exists.
+        on_epoch_end: called with the epoch index once that epoch's checkpoint is written (progress, timing).
     """
-    return training_function(train, val, test, recipe or TrainRecipe(), output_dir, accelerator, resume)
+    return training_function(train, val, test, recipe or TrainRecipe(), output_dir, accelerator, resume, on_epoch_end)
 
 
 def run_from_dataset(args: argparse.Namespace, accelerator=None) -> dict[str, Any]:

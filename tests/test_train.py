@@ -12,7 +12,6 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-import hf_bio.train as train_module
 from hf_bio.feature_set import FeatureSet
 from hf_bio.recipe import TrainRecipe
 from hf_bio.train import load_head, train_layerwise
@@ -144,18 +143,16 @@ def test_deterministic_with_a_seed_and_seeds_differ(run, splits, tmp_path):
     assert not torch.equal(heads["seed7.layer0.classifier.weight"], heads["seed8.layer0.classifier.weight"])
 
 
-def test_resume_after_interruption_equals_uninterrupted(run, splits, tmp_path, monkeypatch):
+def test_resume_after_interruption_equals_uninterrupted(run, splits, tmp_path):
     out, results = run
 
     def interrupt(epoch: int) -> None:
         if epoch == 2:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(train_module, "_after_epoch_checkpoint", interrupt)
     with pytest.raises(KeyboardInterrupt):
-        train_layerwise(*splits, recipe=RECIPE, output_dir=tmp_path)
+        train_layerwise(*splits, recipe=RECIPE, output_dir=tmp_path, on_epoch_end=interrupt)
     assert (tmp_path / "checkpoint").is_dir() and not (tmp_path / "results.json").exists()
-    monkeypatch.setattr(train_module, "_after_epoch_checkpoint", lambda epoch: None)
     resumed = train_layerwise(*splits, recipe=RECIPE, output_dir=tmp_path, resume=True)
     assert resumed["layers"] == results["layers"]
     assert json.loads((tmp_path / "curves.json").read_text()) == json.loads((out / "curves.json").read_text())
