@@ -7,13 +7,16 @@ useful compute rate: the backbone's FLOPs for the clips' TRUE lengths (counted w
 `torch.utils.flop_counter.FlopCounterMode`, once per distinct length) divided by the wall time, next to this
 machine's own fp32 matmul rate measured in the same run.
 
-The model repeat-pads clips shorter than `min_input_samples` (5,000 samples, the paper's rule) before the
-backbone sees them. That work is real but not "useful" by the definition above, so the script also prints the
-rate counted on the lengths the backbone actually runs ("executed").
+The model repeat-pads clips shorter than `min_input_samples` before the backbone sees them: by default 400
+samples, the shortest input the encoder turns into a frame, so only clips under 25 ms are lengthened. The
+paper's code repeat-pads to 5,000 samples (`--min-input-samples 5000`); that work is real but not "useful" by
+the definition above (on these clips it more than doubles the backbone's FLOPs), so the script also prints the
+rate counted on the lengths the backbone actually runs ("executed") and the ceiling the padding puts on the
+useful rate.
 
     python bench/bench_extract.py                 # 300 clips, 2 threads, tiny + base
     python bench/bench_extract.py --clips 100 --models tiny
-    python bench/bench_extract.py --models base --min-input-samples 400   # no repeat-padding
+    python bench/bench_extract.py --models base --min-input-samples 5000   # the paper's repeat-padding
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import time
 import numpy as np
 import torch
 
-from hf_bio.configuration_bio import BioClassifierConfig
+from hf_bio.configuration_bio import DEFAULT_MIN_INPUT_SAMPLES, PAPER_MIN_INPUT_SAMPLES, BioClassifierConfig
 from hf_bio.features import length_buckets, pooled_features
 from hf_bio.modeling_bio import BioClassifierModel
 from hf_bio.tiny import BASE_CONFIG, TINY_CONFIG
@@ -127,9 +130,9 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["tiny", "base"], choices=["tiny", "base"])
     parser.add_argument("--budgets", nargs="+", type=float, default=[2.0, 4.0, 16.0, 64.0],
                         help="padded seconds per batch to try (features.extract_features' batch_max_seconds)")
-    parser.add_argument("--min-input-samples", type=int, default=5000,
-                        help="the model's repeat-padding length: 5000 is the paper's rule; 400 (the conv encoder's "
-                        "minimum) turns it off, so the backbone runs exactly the clips' true lengths")
+    parser.add_argument("--min-input-samples", type=int, default=DEFAULT_MIN_INPUT_SAMPLES,
+                        help=f"the model's repeat-padding length (default {DEFAULT_MIN_INPUT_SAMPLES}, the conv "
+                        f"encoder's minimum: true lengths); {PAPER_MIN_INPUT_SAMPLES} is the paper's rule")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)

@@ -46,6 +46,8 @@ class BenchmarkConfig:
         n_resamples: bootstrap resamples for the confidence intervals and the paired tests.
         export_best: save the best single-backbone model of each dataset under OUTPUT/models/.
         max_window_seconds: window length for long clips (default: the model config's).
+        min_input_samples: repeat shorter clips up to this many samples (default: the model config's, 400;
+            5000 reproduces the paper's code).
         figures: extra layer-wise figures, name -> backbones to compare (the paper's pre-training-domain
             and fine-tuning figures are drawn whenever their backbones ran).
     """
@@ -59,6 +61,7 @@ class BenchmarkConfig:
     n_resamples: int = 1000
     export_best: bool = True
     max_window_seconds: float | None = None
+    min_input_samples: int | None = None
     figures: dict[str, list[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -154,6 +157,7 @@ class BenchmarkRunner:
 
         return extract_prepared(
             dataset_dir, backbone, cache_dir=self.cache, max_window_seconds=self.config.max_window_seconds,
+            min_input_samples=self.config.min_input_samples,
         )
 
     def train(self, features: dict[str, Any], run_dir: Path) -> dict[str, Any]:
@@ -295,11 +299,7 @@ class BenchmarkRunner:
         paths = {}
         for dataset, (backbone, layer) in best_models(single).items():
             run_dir, _ = run_dirs[(dataset, backbone)]
-            # The exported model must window clips exactly as the extraction its heads were trained on did.
-            overrides = {}
-            if self.config.max_window_seconds is not None:
-                overrides["max_window_seconds"] = self.config.max_window_seconds
-            model_dir = export_model(run_dir, backbone, layer=layer, **overrides)
+            model_dir = export_model(run_dir, backbone, layer=layer)  # with the run's recorded extraction settings
             paths[f"models/{dataset}"] = model_dir
             self.log(f"[{dataset}] best model: {backbone} layer {layer} -> {model_dir}")
         return paths

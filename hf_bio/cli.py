@@ -195,7 +195,8 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     try:
         out = extract_prepared(
             args.dataset_dir, args.backbone, splits=splits, cache_dir=args.cache_dir, revision=args.revision,
-            max_window_seconds=args.max_window_seconds, batch_max_seconds=args.batch_seconds,
+            max_window_seconds=args.max_window_seconds, min_input_samples=args.min_input_samples,
+            batch_max_seconds=args.batch_seconds,
         )
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -228,6 +229,7 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
     flags = {
         "datasets": args.datasets, "backbones": args.backbones, "output_dir": args.output_dir,
         "cache_dir": args.cache_dir, "n_resamples": args.n_resamples, "max_window_seconds": args.max_window_seconds,
+        "min_input_samples": args.min_input_samples,
         "fusion": False if args.no_fusion else None, "export_best": False if args.no_export else None,
     }
     try:
@@ -328,7 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", metavar="DIR", help="write exactly the files that would be uploaded to DIR instead")
     p.add_argument("--private", action="store_true", help="create the dataset repo as private")
     p.set_defaults(func=_cmd_push_dataset)
-    from hf_bio.prepared_features import add_dataset_arguments
+    from hf_bio.prepared_features import add_dataset_arguments, add_extraction_arguments
     from hf_bio.recipe import add_data_arguments, add_recipe_arguments
 
     p = sub.add_parser(
@@ -340,8 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", choices=["train", "validation", "test", "all"], default="all")
     p.add_argument("--cache-dir", default=None, help="default: $HF_BIO_CACHE/features or ~/.cache/hf_bio/features")
     p.add_argument("--revision", default=None, help="the backbone's Hub revision (branch, tag or commit)")
-    p.add_argument("--max-window-seconds", type=float, default=None,
-                   help="run longer clips in windows of this length (default: the model's, 10 s)")
+    add_extraction_arguments(p)
     p.add_argument("--batch-seconds", type=float, default=4.0,
                    help="padded audio per batch; raise it on a GPU, lower it when memory is short")
     p.set_defaults(func=_cmd_extract)
@@ -357,7 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the paper's study: datasets x backbones -> extract, train every layer, tables and figures",
         description="Run the whole comparison (see hf_bio/benchmark.py). A YAML/JSON --config gives the same "
         "fields as the flags (datasets, backbones, output_dir, cache_dir, recipe, fusion, n_resamples, "
-        "export_best, max_window_seconds); flags win over the file.",
+        "export_best, max_window_seconds, min_input_samples); flags win over the file.",
     )
     p.add_argument("--config", help="YAML or JSON benchmark config")
     p.add_argument("--datasets", nargs="+", metavar="DIR", help="prepared dataset folders (hf-bio prepare)")
@@ -367,7 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dir", help="results folder (default benchmark_output)")
     p.add_argument("--cache-dir", help="feature cache (default OUTPUT/cache)")
     p.add_argument("--n-resamples", type=int, help="bootstrap resamples for CIs and paired tests (default 1000)")
-    p.add_argument("--max-window-seconds", type=float, help="window length for long clips")
+    add_extraction_arguments(p)
     p.add_argument("--no-fusion", action="store_true", help="skip the fusion runs")
     p.add_argument("--no-export", action="store_true", help="do not export the best model per dataset")
     add_recipe_arguments(p)

@@ -22,9 +22,6 @@ if TYPE_CHECKING:
     from hf_bio.modeling_bio import BioClassifierModel
 
 MODEL_DIR = "model"
-# The model config fields that must match the extraction the heads were trained on.
-_EXTRACTION_FIELDS = ("backbone_config", "pooling", "max_window_seconds", "min_input_samples", "peak_normalize",
-                      "sampling_rate")
 
 
 def _read_results(run_dir: Path) -> dict[str, Any]:
@@ -62,17 +59,21 @@ def export_model(
         run_dir: a training run folder (`hf_bio.train`).
         model_or_backbone: the `BioClassifierModel` the features were extracted with (its backbone weights
             and extraction settings are reused), or a backbone name/Hub id/folder to load with `from_backbone`
-            (then pass the extraction settings that differ from the defaults as `config_overrides`).
+            with the extraction settings the run recorded (results.json "extraction").
         layer: which hidden state's head; default the run's `best_layer` (chosen on validation UAR).
         seed: which seed's head; default the seed with the best validation UAR for that layer.
+        config_overrides: other `BioClassifierConfig` fields for a backbone given by name. An extraction
+            setting that contradicts the run's recorded one is refused.
 
     Raises:
-        ValueError: not a run folder, a layer or seed that was not trained, or a backbone whose pooled
-            features do not fit the trained heads (another backbone or pooling).
+        ValueError: not a run folder, a layer or seed that was not trained, or a backbone or extraction
+            settings whose pooled features do not fit the trained heads (another backbone, pooling, window
+            or repeat-padding length).
     """
     from safetensors.torch import load_file
 
     from hf_bio.configuration_bio import BioClassifierConfig
+    from hf_bio.features import EXTRACTION_CONFIG_FIELDS
     from hf_bio.modeling_bio import BioClassifierModel, save_pretrained_with_extractor
     from hf_bio.train import load_head
 
@@ -83,14 +84,22 @@ def export_model(
     id2label = dict(enumerate(label_names))
     hidden_sizes = list(results["recipe"]["hidden_sizes"])
     backbone = results.get("backbone") or {}
+    recorded = results.get("extraction") or {}  # absent in runs trained from hand-made features
 
     if isinstance(model_or_backbone, str):
         source = BioClassifierModel.from_backbone(
-            model_or_backbone, id2label=id2label, revision=backbone.get("revision"), **config_overrides
+            model_or_backbone, id2label=id2label, revision=backbone.get("revision"), **{**recorded, **config_overrides}
         )
     else:
         source = model_or_backbone
-    settings = {name: getattr(source.config, name) for name in _EXTRACTION_FIELDS}
+    settings = {name: getattr(source.config, name) for name in EXTRACTION_CONFIG_FIELDS}
+    differ = {name: (value, settings[name]) for name, value in recorded.items() if settings.get(name) != value}
+    if differ:
+        listed = ", ".join(f"{name} {was!r} (model: {now!r})" for name, (was, now) in differ.items())
+        raise ValueError(
+            f"{run_dir}: the heads were trained on features extracted with {listed}; export with the settings "
+            "used for extraction (the run's results.json, \"extraction\")"
+        )
     if results.get("pooling") not in (None, settings["pooling"]):
         raise ValueError(
             f"the heads were trained on {results['pooling']!r} pooling but the model pools {settings['pooling']!r}; "

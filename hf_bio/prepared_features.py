@@ -171,6 +171,7 @@ def extract_prepared(
     cache_dir: str | os.PathLike | None = None,
     revision: str | None = None,
     max_window_seconds: float | None = None,
+    min_input_samples: int | None = None,
     **kwargs: Any,
 ) -> dict[str, FeatureSet]:
     """Extract (or load from the cache) the pooled features of a prepared dataset folder's splits.
@@ -183,6 +184,8 @@ def extract_prepared(
             `cache_dir/<meta["cache_key"]>/features`.
         revision: the backbone's Hub revision.
         max_window_seconds: window length for long clips (the model's default when None).
+        min_input_samples: repeat shorter clips up to this many samples (the model's default, 400, when None;
+            the paper's code used 5000).
         **kwargs: passed to `extract_features` (batch_max_seconds, shard_size, accelerator, progress, ...).
 
     A dataset whose splits are all cached is served from the backbone's config alone: no weights load.
@@ -192,7 +195,7 @@ def extract_prepared(
 
     dataset_dict = load_prepared(dataset_dir)
     train_names = label_names_of(dataset_dict[splits[0]], splits[0]) if splits and splits[0] in dataset_dict else []
-    overrides = {} if max_window_seconds is None else {"max_window_seconds": max_window_seconds}
+    overrides = extraction_overrides(max_window_seconds, min_input_samples)
     cache_dir = cache_dir or default_cache_dir()
     missing = [s for s in splits if s not in dataset_dict]
     if missing:
@@ -212,6 +215,21 @@ def extract_prepared(
     return out
 
 
+def extraction_overrides(max_window_seconds: float | None, min_input_samples: int | None) -> dict[str, Any]:
+    """The model-config fields a user set for extraction (None = the model's default)."""
+    given = {"max_window_seconds": max_window_seconds, "min_input_samples": min_input_samples}
+    return {name: value for name, value in given.items() if value is not None}
+
+
+def add_extraction_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """`--max-window-seconds` and `--min-input-samples`: the extraction settings a user may change."""
+    parser.add_argument("--max-window-seconds", type=float, default=None,
+                        help="run longer clips in windows of this length (default: the model's, 10 s)")
+    parser.add_argument("--min-input-samples", type=int, default=None,
+                        help="repeat shorter clips up to this many samples (default: the model's, 400, the shortest "
+                        "input the encoder turns into a frame; the paper's code used 5000)")
+
+
 def feature_set_dir(cache_dir: str | os.PathLike | None, features: FeatureSet) -> Path:
     """Where a cached `FeatureSet` lives: `cache_dir/<cache_key>/features`."""
     return Path(cache_dir or default_cache_dir()) / features.meta["cache_key"] / FEATURES_DIR
@@ -227,7 +245,7 @@ def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--backbone", default=None, help="registry name (hf-bio backbones), Hub id or local folder")
     group.add_argument("--revision", default=None, help="the backbone's Hub revision")
     group.add_argument("--cache-dir", default=None, help="feature cache root (default: $HF_BIO_CACHE/features)")
-    group.add_argument("--max-window-seconds", type=float, default=None, help="window length for long clips")
+    add_extraction_arguments(group)
     group.add_argument("--batch-seconds", type=float, default=DEFAULT_BATCH_MAX_SECONDS,
                        help="padded audio per extraction batch")
     group.add_argument("--shard-size", type=int, default=DEFAULT_SHARD_SIZE,

@@ -31,6 +31,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from hf_bio.atomic import atomic_write, replace_dir
 from hf_bio.feature_set import FeatureSet, check_compatible, feature_stats
+from hf_bio.features import EXTRACTION_CONFIG_FIELDS
 from hf_bio.heads import StackedAdam, StackedHeads
 from hf_bio.prepared_features import add_dataset_arguments
 from hf_bio.recipe import TrainRecipe, add_data_arguments, add_recipe_arguments, recipe_from_args
@@ -333,6 +334,8 @@ def _results(train: FeatureSet, recipe: TrainRecipe, members, state: LayerwiseSt
         "dataset": dataset,
         "backbone": backbone,
         "pooling": train.meta.get("pooling"),
+        # How the clips became features: an exported model must turn audio into features the same way.
+        "extraction": {k: v for k, v in (train.meta.get("extraction") or {}).items() if k in EXTRACTION_CONFIG_FIELDS},
         "recipe": recipe.to_dict(),
         "seeds": list(recipe.seeds),
         "layers": rows,
@@ -457,7 +460,8 @@ def run_from_dataset(args: argparse.Namespace, accelerator=None) -> dict[str, An
     accelerator = accelerator or Accelerator()
     features = extract_prepared(
         args.dataset, args.backbone, cache_dir=args.cache_dir, revision=args.revision,
-        max_window_seconds=args.max_window_seconds, accelerator=accelerator, batch_max_seconds=args.batch_seconds,
+        max_window_seconds=args.max_window_seconds, min_input_samples=args.min_input_samples, accelerator=accelerator,
+        batch_max_seconds=args.batch_seconds,
         shard_size=args.shard_size, progress=accelerator.is_main_process,
     )
     results = train_layerwise(
@@ -465,9 +469,8 @@ def run_from_dataset(args: argparse.Namespace, accelerator=None) -> dict[str, An
         output_dir=args.output_dir, accelerator=accelerator, resume=args.resume,
     )
     if not args.no_export:
-        if accelerator.is_main_process:
-            overrides = {} if args.max_window_seconds is None else {"max_window_seconds": args.max_window_seconds}
-            export_model(args.output_dir, args.backbone, layer=results["best_layer"], **overrides)
+        if accelerator.is_main_process:  # with the run's recorded extraction settings (results.json)
+            export_model(args.output_dir, args.backbone, layer=results["best_layer"])
         accelerator.wait_for_everyone()
     return results
 

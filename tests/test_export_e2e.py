@@ -117,6 +117,42 @@ def test_any_layer_exports_and_reproduces_its_own_predictions(prepared, run, tmp
         export_model(tmp_path / "nothing", "tiny-random-hubert")
 
 
+def test_the_papers_repeat_padding_travels_from_extraction_to_the_exported_model(prepared, run, tmp_path):
+    """--min-input-samples 5000 (the paper's rule) is recorded with the run and the export follows it."""
+    from datasets import load_from_disk
+
+    from hf_bio.cli import main
+    from hf_bio.configuration_bio import DEFAULT_MIN_INPUT_SAMPLES, PAPER_MIN_INPUT_SAMPLES
+    from hf_bio.export import export_model
+    from hf_bio.modeling_bio import BioClassifierModel
+
+    default_run = json.loads((run / "results.json").read_text())
+    assert default_run["extraction"]["min_input_samples"] == DEFAULT_MIN_INPUT_SAMPLES
+    test = load_from_disk(str(prepared / "data"))["test"]
+    short = [i for i, row in enumerate(test) if len(row["audio"]["array"]) < PAPER_MIN_INPUT_SAMPLES]
+    assert short, "the demo's test split needs clips shorter than the paper's 5,000 samples"
+
+    out = tmp_path / "paper"
+    assert main([
+        "train", "--dataset", str(prepared / "data"), "--backbone", "tiny-random-hubert", "--cache-dir",
+        str(tmp_path / "cache"), "--output-dir", str(out), "--max-epochs", "2", "--min-input-samples", "5000",
+    ]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["extraction"]["min_input_samples"] == PAPER_MIN_INPUT_SAMPLES
+    model = BioClassifierModel.from_pretrained(out / "model").eval()
+    assert model.config.min_input_samples == PAPER_MIN_INPUT_SAMPLES
+    with torch.inference_mode():
+        predictions = [
+            int(model(input_values=torch.tensor(np.asarray(row["audio"]["array"], dtype=np.float32))[None]).logits.argmax())
+            for row in test
+        ]
+    saved = load_file(str(out / "predictions.safetensors"))
+    assert predictions == saved["test_predictions"][saved["layers"].tolist().index(results["best_layer"])].tolist()
+
+    with pytest.raises(ValueError, match=r"min_input_samples 5000 \(model: 400\)"):
+        export_model(out, "tiny-random-hubert", min_input_samples=DEFAULT_MIN_INPUT_SAMPLES)
+
+
 def test_a_second_run_reuses_the_feature_cache(prepared, run, monkeypatch):
     """Through the other entry point, `hf-bio train --dataset ...`: same cache, same results."""
     from hf_bio.cli import main

@@ -11,6 +11,7 @@ from datasets import Audio, ClassLabel, Dataset, DatasetDict, Features, Value
 
 from hf_bio import features as F
 from hf_bio import prepared_features as P
+from hf_bio.configuration_bio import DEFAULT_MIN_INPUT_SAMPLES, PAPER_MIN_INPUT_SAMPLES
 
 LABELS = ["peep", "phee", "trill"]
 TINY_HUBERT = {
@@ -110,7 +111,7 @@ def test_extract_caches_in_dataset_order_and_reloads_without_the_backbone(datase
     assert (entry / "features" / "meta.json").is_file() and not (entry / "shards").exists()
     assert json.loads((entry / "key.json").read_text())["key"] == key
     assert result.meta["cache_key"] == key and result.meta["split"] == "train"
-    assert result.meta["extraction"]["min_input_samples"] == 5000
+    assert result.meta["extraction"]["min_input_samples"] == DEFAULT_MIN_INPUT_SAMPLES
 
     # Row order: features of row 7 are those of its own audio, decoded as the dataset stores it.
     row = np.asarray(dataset[7]["audio"]["array"], dtype=np.float32)
@@ -202,7 +203,7 @@ def test_cache_key_changes_with_every_input_that_changes_the_numbers(dataset, mo
         key(backbone_id="other"),
         key(revision="abc123"),
         key(m=make_model(max_window_seconds=1.0)),
-        key(m=make_model(min_input_samples=400)),
+        key(m=make_model(min_input_samples=PAPER_MIN_INPUT_SAMPLES)),
         key(m=make_model(pooling="mean")),
         key(m=make_model(peak_normalize=False)),
         key(m=make_model(backbone_config={**TINY_HUBERT, "num_hidden_layers": 1})),
