@@ -1,6 +1,6 @@
 """The model card of a trained run, and the folder `hf-bio push-model` uploads.
 
-`build_model_card(run_dir)` fills `model_cards/template.md` from `RUN_DIR/results.json` (the training
+`build_model_card(run_dir)` fills `hf_bio/model_card_template.md` from `RUN_DIR/results.json` (the training
 run's record, contract 5) and `RUN_DIR/model/config.json`; `stage_model_folder` writes the model files,
 that card as README.md, and a copy of results.json into one folder. Every number in the card is copied
 from results.json or averaged from its per-layer rows; nothing is estimated here.
@@ -15,7 +15,8 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-DEFAULT_TEMPLATE = Path(__file__).resolve().parent.parent / "model_cards" / "template.md"
+# Inside the package (package data), so a wheel install has it too.
+DEFAULT_TEMPLATE = Path(__file__).resolve().parent / "model_card_template.md"
 DEFAULT_LICENSE = "apache-2.0"
 TAGS = ["bioacoustics", "audio-classification", "hf-bio"]
 _REQUIRED = {
@@ -111,7 +112,7 @@ def build_model_card(
         run_dir: the run folder, with `results.json` and (once exported) `model/`.
         repo_id: the Hub repo the card is for; used in the loading examples (`REPO_ID` when None).
         license: the licence of the model's files (a Hub licence id).
-        template_path: a Jinja template; defaults to `model_cards/template.md` of this checkout.
+        template_path: a Jinja template; defaults to the package's `model_card_template.md`.
 
     Raises:
         ValueError: a missing or malformed field of results.json, or labels of `model/` that differ.

@@ -149,3 +149,15 @@ def test_model_labels_must_match_results(tmp_path: Path) -> None:
     run = write_run(tmp_path / "run", make_results(), labels=["Phee", "Trill", "Twitter"])
     with pytest.raises(ValueError, match="id2label"):
         build_model_card(run)
+
+
+def test_the_default_template_ships_inside_the_package() -> None:
+    """A wheel install has no checkout around it: the template must be package data of hf_bio."""
+    import tomllib
+
+    from hf_bio.model_card import DEFAULT_TEMPLATE
+
+    root = Path(__file__).resolve().parent.parent
+    package_data = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["hf_bio"]
+    assert DEFAULT_TEMPLATE.parent == root / "hf_bio" and DEFAULT_TEMPLATE.is_file()
+    assert DEFAULT_TEMPLATE.name in package_data
