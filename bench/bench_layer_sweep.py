@@ -12,10 +12,12 @@ Two numbers per arm, from the same runs:
 - per epoch: the steady state, timed between epoch ends with `on_epoch_end` (training steps, the
   validation pass, the checkpoint). A long run (IMV: ~51,000 training clips, up to 30 epochs)
   converges to this ratio; short runs (Watkins: ~1,200 clips) sit nearer the whole-run ratio.
-On a CPU the per-epoch ratio is bounded by memory traffic, not by overhead: 13 heads' weights, Adam
-moments and gradients (~40 MB) do not fit a typical L3 cache, one head's (~3 MB) does, so a stacked step
-costs about 0.3-0.4 ms per head on top of a ~1 ms step (2-core EPYC: ~3x at 13 heads). Where a step
-is launch-bound (GPU), stacking removes almost all of the per-head cost.
+On a CPU the per-epoch ratio is bounded by the heads' own work, which stacking does not share: each
+head's step multiplies its 16 x 1536 batch into a 1536 x 128 layer forward and backward and moves that
+layer's weights, gradient and Adam moments (~3.3 MB). On the 2-core EPYC this bench was written on, a step
+costs ~1 ms plus ~0.37 ms per head (half that with 768-d inputs), so 13 stacked heads cannot beat 13 single
+heads by much more than 3-4x per epoch, however the stacking is done. Where a step costs launch overhead
+rather than arithmetic (a GPU), the per-head term nearly vanishes.
 
 A third comparison runs both as the commands a user types (`python -m hf_bio.train ... [--layers l]`,
 each a fresh process that loads the cached features from disk): 13 commands vs one.

@@ -159,8 +159,11 @@ class BioClassifierModel(BioClassifierPreTrainedModel):
     # ----- preprocessing -------------------------------------------------------------------------
     def _valid_clips(
         self, input_values: torch.Tensor, attention_mask: torch.Tensor | None, sampling_rate: int | None
-    ) -> list[torch.Tensor]:
-        """Check the batch and return each clip's valid samples, peak-normalised and repeat-padded."""
+    ) -> tuple[list[torch.Tensor], list[float]]:
+        """Check the batch; return each clip's valid samples (repeat-padded) and the divisor that peak-normalises it.
+
+        The division happens window by window in `pooled_hidden_states`, so a 10-minute clip is never copied whole.
+        """
         expected = self.config.sampling_rate
         if sampling_rate is not None and sampling_rate != expected:
             raise ValueError(
@@ -185,16 +188,15 @@ class BioClassifierModel(BioClassifierPreTrainedModel):
         empty = [i for i, n in enumerate(lengths) if n == 0]
         if empty:
             raise ValueError(f"empty audio: batch items {empty} have zero valid samples")
-        clips = []
+        clips, divisors = [], []
         for clip, length in zip(input_values.to(torch.float32), lengths, strict=True):
             clip = clip[:length]
-            if self.config.peak_normalize:
-                peak = clip.abs().max()
-                clip = clip / peak if peak > 0 else clip  # a silent clip stays silent, never NaN
+            peak = float(clip.abs().max()) if self.config.peak_normalize else 0.0
+            divisors.append(peak if peak > 0 else 1.0)  # a silent clip stays silent, never NaN
             if length < self.config.min_input_samples:
                 clip = clip.repeat(math.ceil(self.config.min_input_samples / length))[: self.config.min_input_samples]
             clips.append(clip)
-        return clips
+        return clips, divisors
 
     def _windows(self, clip: torch.Tensor) -> list[torch.Tensor]:
         """Cut a clip into equal windows of at most `max_window_seconds` (no short leftover window)."""
@@ -251,7 +253,8 @@ class BioClassifierModel(BioClassifierPreTrainedModel):
         """
         self.backbone.eval()
         device = self.feature_mean.device
-        clips = [self._windows(c.to(device)) for c in self._valid_clips(input_values, attention_mask, sampling_rate)]
+        valid, divisors = self._valid_clips(input_values, attention_mask, sampling_rate)
+        clips = [self._windows(c.to(device)) for c in valid]
         too_short = [i for i, windows in enumerate(clips) if self._frame_lengths(torch.tensor([len(windows[-1])])) < 1]
         if too_short:
             raise ValueError(
@@ -267,7 +270,9 @@ class BioClassifierModel(BioClassifierPreTrainedModel):
             segments = [clips[i][r] for i in rows]
             lengths = torch.tensor([len(s) for s in segments], device=device)
             frames = self._frame_lengths(lengths)
-            hidden_states = self._hidden_states(nn.utils.rnn.pad_sequence(segments, batch_first=True), lengths)
+            # Peak normalisation, out of place: a segment may be a view of the caller's tensor.
+            values = nn.utils.rnn.pad_sequence(segments, batch_first=True) / torch.tensor([divisors[i] for i in rows], device=device)[:, None]
+            hidden_states = self._hidden_states(values, lengths)
             seg_mean, seg_m2 = _masked_mean_and_m2(hidden_states, frames)
             # Chan et al.'s parallel update: exact mean and variance over all frames seen so far.
             n = frames.float()[:, None, None]

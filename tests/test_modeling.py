@@ -181,6 +181,11 @@ def test_peak_normalisation_and_repeat_padding() -> None:
     raw = tiny_model(min_input_samples=0, peak_normalize=False)
     assert torch.allclose(raw.pooled_hidden_states(tiled[None]), pooled, atol=1e-5)
     assert torch.isfinite(model(torch.zeros(1, 2000)).logits).all()  # silence: no NaN
+    # Normalisation happens per window on copies: the caller's audio is left as it was.
+    long_clip = 5.0 * torch.randn(1, 9000)
+    before = long_clip.clone()
+    tiny_model(max_window_seconds=0.25).pooled_hidden_states(long_clip)
+    assert torch.equal(long_clip, before)
 
 
 def test_bad_input_gets_a_clear_error(hubert: BioClassifierModel) -> None:
