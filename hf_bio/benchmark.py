@@ -76,6 +76,10 @@ class BenchmarkConfig:
         if unknown:
             raise ValueError(f"unknown recipe field(s) {unknown}; known: {[f.name for f in fields(TrainRecipe)]}")
         TrainRecipe(**self.recipe)
+        if self.max_window_seconds is not None and not self.max_window_seconds > 0:
+            raise ValueError(f"max_window_seconds must be > 0 seconds, got {self.max_window_seconds!r}")
+        if self.min_input_samples is not None and (not isinstance(self.min_input_samples, int) or self.min_input_samples < 0):
+            raise ValueError(f"min_input_samples must be a whole number of samples >= 0, got {self.min_input_samples!r}")
 
     @classmethod
     def from_file(cls, path: str | Path, **overrides: Any) -> BenchmarkConfig:

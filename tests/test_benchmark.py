@@ -140,9 +140,14 @@ def test_paper_group_expands_to_the_seven(tmp_path):
 
 def test_config_file_is_checked_field_by_field(tmp_path):
     good = tmp_path / "bench.yaml"
-    good.write_text("datasets: [a, b]\nbackbones: [offline]\nrecipe: {max_epochs: 4, seeds: [1, 2]}\n")
+    good.write_text("datasets: [a, b]\nbackbones: [offline]\nrecipe: {max_epochs: 4, seeds: [1, 2]}\nmin_input_samples: 5000\n")
     config = BenchmarkConfig.from_file(good, output_dir="elsewhere")
     assert config.datasets == ["a", "b"] and config.recipe["max_epochs"] == 4 and config.output_dir == "elsewhere"
+    assert config.min_input_samples == 5000
+    with pytest.raises(ValueError, match="min_input_samples must be a whole number"):
+        BenchmarkConfig(datasets=["a"], min_input_samples=0.3)
+    with pytest.raises(ValueError, match="max_window_seconds must be > 0"):
+        BenchmarkConfig(datasets=["a"], max_window_seconds=0)
     bad = tmp_path / "bad.yaml"
     bad.write_text("datasets: [a]\nbackbone: [hubert]\n")
     with pytest.raises(ValueError, match=r"unknown field\(s\) \['backbone'\]"):
