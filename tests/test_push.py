@@ -102,7 +102,8 @@ def test_dry_run_replaces_only_an_earlier_dry_run(run_dir: Path, tmp_path: Path,
 def test_push_space_dry_run_ships_app_hf_bio_code_and_a_local_model(tiny_model: Path, tmp_path: Path) -> None:
     out = tmp_path / "dry"
     assert main(["push-space", str(SPACE_DIR), "someone/demo", "--dry-run", str(out), "--model", str(tiny_model)]) == 0
-    package = {f"hf_bio/{p.name}" for p in (REPO_ROOT / "hf_bio").glob("*.py")}
+    package = {f"hf_bio/{name}" for name in files_under(REPO_ROOT / "hf_bio") if "__pycache__" not in name}
+    assert "hf_bio/model_card_template.md" in package and "hf_bio/space.py" in package  # code and package data
     shipped_model = {f"model/{name}" for name in files_under(tiny_model)}
     assert files_under(out) == files_under(SPACE_DIR) | package | shipped_model | {SPACE_CONFIG_NAME}
     assert SpaceCard.load(out / "README.md").data.to_dict()["sdk"] == "gradio"
