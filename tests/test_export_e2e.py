@@ -43,6 +43,17 @@ def run(prepared):
     return prepared / "run"
 
 
+def assert_reproduces_run(model, test_rows, run_dir: Path, layer: int) -> None:
+    """The model, run from audio on every test clip, predicts what the run recorded for `layer`."""
+    with torch.inference_mode():
+        predictions = [
+            int(model(input_values=torch.tensor(np.asarray(row["audio"]["array"], dtype=np.float32))[None]).logits.argmax())
+            for row in test_rows
+        ]
+    saved = load_file(str(run_dir / "predictions.safetensors"))
+    assert predictions == saved["test_predictions"][saved["layers"].tolist().index(layer)].tolist()
+
+
 def test_exported_model_reproduces_the_runs_test_predictions(prepared, run):
     from datasets import load_from_disk
     from transformers import AutoModelForAudioClassification, pipeline
@@ -101,13 +112,7 @@ def test_any_layer_exports_and_reproduces_its_own_predictions(prepared, run, tmp
     from datasets import load_from_disk
 
     test = load_from_disk(str(prepared / "data"))["test"]
-    with torch.inference_mode():
-        predictions = [
-            int(model(input_values=torch.tensor(np.asarray(row["audio"]["array"], dtype=np.float32))[None]).logits.argmax())
-            for row in test
-        ]
-    saved = load_file(str(copy / "predictions.safetensors"))
-    assert predictions == saved["test_predictions"][saved["layers"].tolist().index(worst["layer"])].tolist()
+    assert_reproduces_run(model, test, copy, worst["layer"])
 
     with pytest.raises(ValueError, match="layer 7 was not trained"):
         export_model(copy, "tiny-random-hubert", layer=7)
@@ -141,13 +146,7 @@ def test_the_papers_repeat_padding_travels_from_extraction_to_the_exported_model
     assert results["extraction"]["min_input_samples"] == PAPER_MIN_INPUT_SAMPLES
     model = BioClassifierModel.from_pretrained(out / "model").eval()
     assert model.config.min_input_samples == PAPER_MIN_INPUT_SAMPLES
-    with torch.inference_mode():
-        predictions = [
-            int(model(input_values=torch.tensor(np.asarray(row["audio"]["array"], dtype=np.float32))[None]).logits.argmax())
-            for row in test
-        ]
-    saved = load_file(str(out / "predictions.safetensors"))
-    assert predictions == saved["test_predictions"][saved["layers"].tolist().index(results["best_layer"])].tolist()
+    assert_reproduces_run(model, test, out, results["best_layer"])
 
     with pytest.raises(ValueError, match=r"min_input_samples 5000 \(model: 400\)"):
         export_model(out, "tiny-random-hubert", min_input_samples=DEFAULT_MIN_INPUT_SAMPLES)
