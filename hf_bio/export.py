@@ -75,7 +75,7 @@ def export_model(
     from hf_bio.configuration_bio import BioClassifierConfig
     from hf_bio.features import EXTRACTION_CONFIG_FIELDS
     from hf_bio.modeling_bio import BioClassifierModel, save_pretrained_with_extractor
-    from hf_bio.train import load_head
+    from hf_bio.run_outputs import load_head
 
     run_dir = Path(run_dir)
     results = _read_results(run_dir)

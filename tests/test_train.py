@@ -14,7 +14,8 @@ from safetensors.torch import load_file
 
 from hf_bio.feature_set import FeatureSet
 from hf_bio.recipe import TrainRecipe
-from hf_bio.train import load_head, train_layerwise
+from hf_bio.run_outputs import load_head
+from hf_bio.train import train_layerwise
 
 ROOT = Path(__file__).resolve().parents[1]
 INFORMATIVE = 1
