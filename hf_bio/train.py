@@ -52,11 +52,6 @@ def _epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + 7919 * epoch))
 
 
-def standardize(features: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    """(x - mean) / std per layer, exactly as `BioClassifierModel.forward` applies its buffers."""
-    return (features - mean) / std
-
-
 class LayerwiseState:
     """Per member (seed x layer): plateau schedule, early stopping, best checkpoint and curves.
 
@@ -134,8 +129,8 @@ class LayerStandardizer:
     """Selects the trained layers of a batch [B, L, D] and z-scores them with the training statistics.
 
     Applied per batch, so the (possibly many-GB) feature cache is never copied. The result is laid out
-    member-first, [L', B, D], as the stacked heads take it, written in one pass: (x - mean) / std exactly
-    as `standardize` computes it.
+    member-first, [L', B, D], as the stacked heads take it, written in one pass: (x - mean) / std, the
+    same two roundings as `BioClassifierModel.classify_pooled` applies with its buffers.
     """
 
     def __init__(self, mean: torch.Tensor, std: torch.Tensor, layers: list[int]) -> None:
