@@ -25,6 +25,8 @@ each a fresh process that loads the cached features from disk): 13 commands vs o
 Synthetic features of IMV-like shape: 13 hidden states x 1536 (mean+std of 768-d), 11 classes, the
 paper's 70/20/10 split proportions. Default: 3 epochs on 3,000 training clips (a few minutes on 2 cores).
 Run: python bench/bench_layer_sweep.py [--epochs 3 --train-size 3000 --threads 2]
+On a machine with a GPU, both arms train on it (accelerate's default device); ACCELERATE_USE_CPU=true
+keeps them on the CPU.
 """
 
 from __future__ import annotations
@@ -80,7 +82,11 @@ def main() -> None:
         for n, seed, split in ((args.train_size, 1, "train"), (val_size, 2, "validation"), (test_size, 3, "test"))
     ]
     recipe = TrainRecipe(max_epochs=args.epochs)
-    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {args.threads} thread(s)")
+    from accelerate import Accelerator
+
+    device = Accelerator().device  # what train_layerwise's own Accelerator will use (a GPU when there is one)
+    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+          f"{args.threads} thread(s); training on {device}")
     print(f"features: train {args.train_size}, validation {val_size}, test {test_size} clips x {args.layers} layers x "
           f"{args.dim}; {args.classes} classes; recipe = paper's with max_epochs={args.epochs} (no early stop in so few epochs)")
     with tempfile.TemporaryDirectory() as tmp:
