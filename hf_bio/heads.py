@@ -167,11 +167,11 @@ class StackedAdam(torch.optim.Optimizer):
         if any(not torch.equal(self.state[p]["step"], steps) for p in params[1:]):
             return False  # parameters stepped apart (a grad was missing once): the per-tensor path handles it
         beta1, beta2 = group["betas"]
+        states = [self.state[p] for p in params]
         applied = False
         try:
             for (lr, step), ranges in self._member_runs(steps).items():
                 step_tensor = torch.tensor(step, dtype=torch.float32, device=params[0].device)
-                states = [self.state[p] for p in params]
                 torch._fused_adam_(
                     [p[r] for p in params for r in ranges], [p.grad[r] for p in params for r in ranges],
                     [s["exp_avg"][r] for s in states for r in ranges], [s["exp_avg_sq"][r] for s in states for r in ranges],

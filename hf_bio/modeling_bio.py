@@ -271,7 +271,8 @@ class BioClassifierModel(BioClassifierPreTrainedModel):
             lengths = torch.tensor([len(s) for s in segments], device=device)
             frames = self._frame_lengths(lengths)
             # Peak normalisation, out of place: a segment may be a view of the caller's tensor.
-            values = nn.utils.rnn.pad_sequence(segments, batch_first=True) / torch.tensor([divisors[i] for i in rows], device=device)[:, None]
+            peaks = torch.tensor([divisors[i] for i in rows], device=device)[:, None]
+            values = nn.utils.rnn.pad_sequence(segments, batch_first=True) / peaks
             hidden_states = self._hidden_states(values, lengths)
             seg_mean, seg_m2 = _masked_mean_and_m2(hidden_states, frames)
             # Chan et al.'s parallel update: exact mean and variance over all frames seen so far.

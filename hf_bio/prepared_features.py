@@ -195,7 +195,8 @@ def extract_prepared(
 
     dataset_dict = load_prepared(dataset_dir)
     train_names = label_names_of(dataset_dict[splits[0]], splits[0]) if splits and splits[0] in dataset_dict else []
-    overrides = extraction_overrides(max_window_seconds, min_input_samples)
+    given = {"max_window_seconds": max_window_seconds, "min_input_samples": min_input_samples}
+    overrides = {name: value for name, value in given.items() if value is not None}  # None: the model's default
     cache_dir = cache_dir or default_cache_dir()
     missing = [s for s in splits if s not in dataset_dict]
     if missing:
@@ -213,12 +214,6 @@ def extract_prepared(
     for features in out.values():
         features.meta["dataset"] = dict(meta)
     return out
-
-
-def extraction_overrides(max_window_seconds: float | None, min_input_samples: int | None) -> dict[str, Any]:
-    """The model-config fields a user set for extraction (None = the model's default)."""
-    given = {"max_window_seconds": max_window_seconds, "min_input_samples": min_input_samples}
-    return {name: value for name, value in given.items() if value is not None}
 
 
 def add_extraction_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
